@@ -1,0 +1,234 @@
+"""Lab configuration: one dataclass, three profiles (``full``, ``cpu``, ``smoke``), environment overrides.
+
+``load_config()`` picks the profile from its argument, else ``KDLAB_PROFILE``, else ``full`` when CUDA is
+available and ``cpu`` otherwise; keyword overrides and a few environment variables are applied on top, and
+the result is validated before anything long starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdlab.errors import KDLabError
+
+VARIANTS = ("ce", "hinton", "minilm")
+RELATION_STYLES = ("kl", "mse")
+
+# Environment variables read by load_config (variable -> config field).
+ENV_OVERRIDES = {
+    "KDLAB_DATA_DIR": "data",
+    "KDLAB_TEACHER": "teacher",
+    "KDLAB_RUNS_DIR": "runs_dir",
+    "KDLAB_MAX_TRAIN_SAMPLES": "max_train_samples",
+    "KDLAB_MAX_EVAL_SAMPLES": "max_eval_samples",
+    "KDLAB_EPOCHS": "num_epochs",
+}
+
+
+@dataclass
+class KDConfig:
+    """Everything a lab run depends on. Saved as ``config.json`` next to the run's artifacts."""
+
+    profile: str = "full"  # name of the profile these values came from
+    # --- models -------------------------------------------------------------------------------------------
+    teacher: str = "textattack/bert-base-uncased-SST-2"  # Hub id, local folder, "minilm-l6" or "tiny-random"
+    teacher_finetune: str = "auto"  # "auto": fine-tune when the teacher has no trained head; "yes"; "no"
+    student_layers: int = 6  # encoder layers of the student cut from the teacher
+    layer_map: list[int] | None = None  # teacher layer per student layer; None = alternate (i * L_t / L_s)
+    extra_student_layers: list[int] = field(default_factory=lambda: [4])  # extra sizes shown in tables/benchmarks
+    # --- data ---------------------------------------------------------------------------------------------
+    data: str = "hub"  # "hub" (nyu-mll/glue sst2), "synthetic", or a local folder (GLUE TSVs or save_to_disk)
+    max_length: int = 128  # tokens per sentence after truncation (batches are padded dynamically)
+    max_train_samples: int | None = None  # first N training sentences after a seeded shuffle; None = all
+    max_eval_samples: int | None = None  # first N dev sentences; None = the whole dev split
+    teacher_train_samples: int | None = None  # sentences to fine-tune the teacher on; None = max_train_samples
+    # --- loss: L = alpha*CE + beta*KD + gamma*attention + delta*value -------------------------------------
+    temperature: float = 4.0  # Hinton temperature T (KD term is multiplied by T^2)
+    alpha: float = 0.1  # weight of cross-entropy with the gold labels
+    beta: float = 0.4  # weight of the KD term T^2 KL(p_t^T || p_s^T)
+    gamma: float = 0.3  # weight of MiniLM self-attention distribution transfer (last layer)
+    delta: float = 0.2  # weight of MiniLM value-relation transfer (last layer)
+    relation_style: str = "kl"  # "kl": MiniLM (KL of relations); "mse": the seed's MSE on attention and A.V
+    # --- optimisation ---------------------------------------------------------------------------------------
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_epochs: float = 3.0
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    gradient_accumulation_steps: int = 1
+    fp16: bool = True  # mixed precision on CUDA (ignored, and reported, on CPU)
+    seed: int = 42
+    teacher_learning_rate: float = 2e-5  # when the teacher is fine-tuned first
+    teacher_epochs: float = 3.0
+    eval_steps: int | None = None  # evaluate every N steps; None = once per epoch
+    logging_steps: int = 50
+    save_steps: int | None = None  # checkpoint every N steps; None = once per epoch
+    # --- lab flow -------------------------------------------------------------------------------------------
+    compare_variants: bool = True  # 02-Distill also trains the `ce` and `hinton` students
+    runs_dir: str = "runs"  # artifacts go to <runs_dir>/<profile>/
+    bench_repeats: int = 50  # timed repetitions per benchmark row
+    bench_warmup: int = 5  # untimed warm-up runs per benchmark row
+    num_threads: int | None = None  # CPU threads for timing; None = all cores
+
+    def run_dir(self) -> Path:
+        """``<runs_dir>/<profile>``: where this profile's notebooks read and write artifacts."""
+        return Path(self.runs_dir) / self.profile
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON (atomically)."""
+        from kdlab.artifacts import atomic_write_json
+
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "KDConfig":
+        data = json.loads(Path(path).read_text())
+        return _build(data, source=str(path))
+
+    def validate(self) -> "KDConfig":
+        """Raise KDLabError for values no run can use. Returns self."""
+        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta)
+        if self.relation_style not in RELATION_STYLES:
+            raise KDLabError(
+                f"relation_style={self.relation_style!r} is unknown: use one of {', '.join(RELATION_STYLES)}."
+            )
+        if self.student_layers < 1:
+            raise KDLabError(f"student_layers={self.student_layers}: a student needs at least 1 encoder layer.")
+        if self.teacher_finetune not in ("auto", "yes", "no"):
+            raise KDLabError(f"teacher_finetune={self.teacher_finetune!r}: use 'auto', 'yes' or 'no'.")
+        for name in ("batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise KDLabError(f"{name}={getattr(self, name)} must be at least 1.")
+        for name in ("max_train_samples", "max_eval_samples", "teacher_train_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise KDLabError(f"{name}={value}: an empty subset cannot train or evaluate anything; use None for all.")
+        if self.learning_rate <= 0 or self.teacher_learning_rate <= 0:
+            raise KDLabError("learning rates must be > 0.")
+        if self.num_epochs <= 0 or self.teacher_epochs <= 0:
+            raise KDLabError("num_epochs and teacher_epochs must be > 0.")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise KDLabError("warmup_steps and weight_decay must be >= 0.")
+        return self
+
+
+def validate_loss_settings(temperature: float, alpha: float, beta: float, gamma: float, delta: float) -> None:
+    """Reject a temperature <= 0, negative weights, or weights that are all zero."""
+    if not temperature > 0:
+        raise KDLabError(f"temperature={temperature}: the KD temperature must be > 0 (the lab uses T=4).")
+    weights = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
+    negative = {k: v for k, v in weights.items() if v < 0}
+    if negative:
+        raise KDLabError(f"loss weights must be >= 0, got {negative}.")
+    if not any(v > 0 for v in weights.values()):
+        raise KDLabError("all loss weights are zero: at least one of alpha/beta/gamma/delta must be > 0.")
+
+
+PROFILES: dict[str, dict] = {
+    # The seed lab: BERT-base SST-2 teacher from the Hub, full SST-2, 6-layer student, FP16 on CUDA.
+    "full": dict(),
+    # A real run on a 2-core CPU: all-MiniLM-L6-v2 (6L, 384 wide) fine-tuned on 16k SST-2 sentences as the
+    # teacher, 3-layer students on 4k of them, the whole dev set. See BENCHMARKS.md for why these values.
+    "cpu": dict(
+        teacher="minilm-l6",
+        student_layers=3,
+        extra_student_layers=[2],
+        max_length=64,
+        max_train_samples=4000,
+        teacher_train_samples=16000,
+        learning_rate=1e-4,
+        teacher_learning_rate=1e-4,
+        num_epochs=2.0,
+        teacher_epochs=1.0,
+        warmup_steps=25,
+        fp16=True,
+        logging_steps=25,
+        eval_steps=None,
+        bench_repeats=20,
+        bench_warmup=3,
+    ),
+    # Seconds: tiny random BERT, tokenizer built locally, synthetic sentences. What CI runs.
+    "smoke": dict(
+        teacher="tiny-random",
+        data="synthetic",
+        student_layers=2,
+        extra_student_layers=[1],
+        max_length=32,
+        max_train_samples=512,
+        max_eval_samples=128,
+        learning_rate=5e-4,
+        teacher_learning_rate=1e-3,
+        batch_size=32,
+        num_epochs=2.0,
+        teacher_epochs=4.0,
+        warmup_steps=5,
+        logging_steps=4,
+        bench_repeats=5,
+        bench_warmup=1,
+        num_threads=2,
+    ),
+}
+
+
+def default_profile() -> str:
+    """``full`` when a CUDA GPU is visible, otherwise ``cpu``."""
+    import torch
+
+    return "full" if torch.cuda.is_available() else "cpu"
+
+
+_OPTIONAL_INTS = ("max_train_samples", "max_eval_samples", "teacher_train_samples", "num_threads", "eval_steps",
+                  "save_steps")
+
+
+def _coerce(name: str, value: str, template):
+    """Turn an environment string into the type of the field's default."""
+    if name in _OPTIONAL_INTS and value.lower() in ("none", "all"):
+        return None
+    try:
+        if isinstance(template, bool):
+            return value.lower() in ("1", "true", "yes")
+        if isinstance(template, float):
+            return float(value)
+        if isinstance(template, int) or name in _OPTIONAL_INTS:
+            return int(value)
+    except ValueError as exc:
+        raise KDLabError(f"{name}: expected a number, got {value!r}.") from exc
+    return value
+
+
+def _build(values: dict, source: str) -> KDConfig:
+    known = {f.name for f in dataclasses.fields(KDConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KDLabError(f"unknown config field(s) {unknown} in {source}; known fields: {sorted(known)}.")
+    return KDConfig(**values).validate()
+
+
+def load_config(profile: str | None = None, **overrides) -> KDConfig:
+    """Build and validate the config for ``profile`` (or ``$KDLAB_PROFILE``, or the default for this machine).
+
+    Precedence, lowest to highest: dataclass defaults < profile < environment (``KDLAB_DATA_DIR``,
+    ``KDLAB_TEACHER``, ``KDLAB_RUNS_DIR``, ``KDLAB_MAX_TRAIN_SAMPLES``, ``KDLAB_MAX_EVAL_SAMPLES``,
+    ``KDLAB_EPOCHS``) < keyword overrides.
+    """
+    name = profile or os.environ.get("KDLAB_PROFILE") or default_profile()
+    if name not in PROFILES:
+        raise KDLabError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)} (KDLAB_PROFILE or profile=).")
+    values: dict = {"profile": name, **PROFILES[name]}
+    defaults = KDConfig()
+    for env, field_name in ENV_OVERRIDES.items():
+        if os.environ.get(env) not in (None, ""):
+            values[field_name] = _coerce(field_name, os.environ[env], getattr(defaults, field_name))
+    values.update(overrides)
+    if values.get("data", "hub") not in ("hub", "synthetic"):
+        values["data"] = str(Path(values["data"]).expanduser().resolve())  # one spelling per folder
+    return _build(values, source=f"profile {name!r} with overrides {sorted(overrides)}")

@@ -1,0 +1,196 @@
+"""SST-2 from the Hub, a local GLUE TSV folder, a ``save_to_disk`` folder, or synthetic sentences.
+
+Every loader returns a ``DatasetDict`` with ``train`` and ``validation`` splits and columns
+``sentence`` (str) and ``label`` (0 = negative, 1 = positive), the GLUE convention.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
+
+from kdlab.errors import KDLabError
+
+HUB_DATASET = ("nyu-mll/glue", "sst2")
+FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+LABEL_NAMES = ["negative", "positive"]
+
+
+def read_glue_tsv(path: str | Path) -> Dataset:
+    """Read a GLUE-style ``sentence<TAB>label`` file with a header row, quoting off (sentences keep quotes).
+
+    Raises KDLabError naming the file and line for a row without a tab or a label other than 0/1.
+    """
+    path = Path(path)
+    sentences, labels = [], []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["sentence", "label"]:
+            raise KDLabError(f"{path}: the first line must be the header 'sentence<TAB>label', got {header!r}.")
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) < 2:
+                raise KDLabError(f"{path}:{lineno}: row has no tab between sentence and label: {row!r}.")
+            label = row[1].strip()
+            if label not in ("0", "1"):
+                raise KDLabError(
+                    f"{path}:{lineno}: label {label!r} is not 0 or 1 (SST-2 is binary: 0 negative, 1 positive)."
+                )
+            sentences.append(row[0].strip())
+            labels.append(int(label))
+    if not sentences:
+        raise KDLabError(f"{path} has a header but no rows.")
+    return Dataset.from_dict({"sentence": sentences, "label": labels}, features=FEATURES)
+
+
+def load_tsv_folder(folder: str | Path) -> DatasetDict:
+    """``train.tsv`` + ``dev.tsv`` (GLUE layout) → DatasetDict(train, validation)."""
+    folder = Path(folder)
+    missing = [name for name in ("train.tsv", "dev.tsv") if not (folder / name).is_file()]
+    if missing:
+        raise KDLabError(
+            f"{folder} lacks {', '.join(missing)}: a local SST-2 folder needs GLUE-style train.tsv and dev.tsv "
+            "(header 'sentence<TAB>label'), or a datasets.save_to_disk folder."
+        )
+    return DatasetDict(train=read_glue_tsv(folder / "train.tsv"), validation=read_glue_tsv(folder / "dev.tsv"))
+
+
+def load_hub() -> DatasetDict:
+    """SST-2 from the Hugging Face Hub (``nyu-mll/glue``, config ``sst2``); test split dropped (no labels)."""
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(*HUB_DATASET)
+    except Exception as exc:  # offline: ConnectionError, OSError, LocalEntryNotFoundError...
+        raise KDLabError(
+            f"could not load {'/'.join(HUB_DATASET)} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+            "Offline options: set KDLAB_DATA_DIR to a folder with GLUE train.tsv/dev.tsv (or a save_to_disk "
+            "folder), or use KDLAB_PROFILE=smoke (synthetic data)."
+        ) from exc
+    return DatasetDict(
+        train=ds["train"].select_columns(["sentence", "label"]),
+        validation=ds["validation"].select_columns(["sentence", "label"]),
+    )
+
+
+# --- synthetic sentiment for smoke runs ------------------------------------------------------------------
+POSITIVE = ["good", "great", "charming", "wonderful", "moving", "funny", "brilliant", "touching", "smart", "fresh"]
+NEGATIVE = ["bad", "dull", "boring", "awful", "tedious", "clumsy", "flat", "silly", "weak", "messy"]
+NEUTRAL = ["the", "a", "film", "movie", "story", "cast", "plot", "script", "is", "was", "really", "quite",
+           "and", "very", "this", "it", "director", "ending", "acting", "feels"]
+TEMPLATES = [
+    "the {n} is {a}",
+    "a {a} {n}",
+    "this {n} was really {a}",
+    "{a} , {a} and quite {a}",
+    "the {n} feels very {a} and the {n} is {a}",
+]
+NOUNS = ["film", "movie", "story", "cast", "plot", "script", "director", "ending", "acting"]
+
+
+def synthetic_vocabulary() -> list[str]:
+    """Every word the synthetic generator can produce (for building the smoke tokenizer)."""
+    return sorted(set(POSITIVE + NEGATIVE + NEUTRAL + NOUNS + [","]))
+
+
+def synthetic_sst2(n_train: int = 512, n_eval: int = 128, seed: int = 0) -> DatasetDict:
+    """Balanced, deterministic toy sentiment sentences whose label is the polarity of their adjectives."""
+
+    def make(n: int, rng: random.Random) -> Dataset:
+        sentences, labels = [], []
+        for i in range(n):
+            label = i % 2
+            words = POSITIVE if label else NEGATIVE
+            template = rng.choice(TEMPLATES)
+            text = template
+            while "{a}" in text or "{n}" in text:
+                text = text.replace("{a}", rng.choice(words), 1).replace("{n}", rng.choice(NOUNS), 1)
+            sentences.append(text)
+            labels.append(label)
+        order = list(range(n))
+        rng.shuffle(order)
+        return Dataset.from_dict(
+            {"sentence": [sentences[i] for i in order], "label": [labels[i] for i in order]}, features=FEATURES
+        )
+
+    return DatasetDict(train=make(n_train, random.Random(seed)), validation=make(n_eval, random.Random(seed + 1)))
+
+
+# --- one entry point -------------------------------------------------------------------------------------
+def load_sst2(
+    source: str = "hub",
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    seed: int = 42,
+) -> DatasetDict:
+    """Load SST-2 from ``source``: ``"hub"``, ``"synthetic"``, or a local folder (GLUE TSVs or save_to_disk).
+
+    ``max_train_samples`` takes the first N training sentences after a shuffle with ``seed`` (so a subset is a
+    fair sample, not the first phrases of the file); ``max_eval_samples`` the first N dev sentences.
+    """
+    for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        if value is not None and value < 1:
+            raise KDLabError(f"{name}={value}: an empty subset cannot train or evaluate anything; use None for all.")
+    if source == "hub":
+        ds = load_hub()
+    elif source == "synthetic":
+        ds = synthetic_sst2(max_train_samples or 512, max_eval_samples or 128, seed)
+    else:
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise KDLabError(
+                f"data source {source!r} is neither 'hub', 'synthetic' nor an existing folder "
+                "(KDLAB_DATA_DIR must point at a folder with train.tsv and dev.tsv)."
+            )
+        if (folder / "dataset_dict.json").is_file():
+            ds = load_from_disk(str(folder))
+            missing = {"train", "validation"} - set(ds)
+            if missing:
+                raise KDLabError(f"{folder}: save_to_disk folder lacks split(s) {sorted(missing)}.")
+            ds = DatasetDict(train=ds["train"], validation=ds["validation"])
+            for split in ds.values():
+                check_labels(split, num_labels=2, where=str(folder))
+        else:
+            ds = load_tsv_folder(folder)
+    train, dev = ds["train"], ds["validation"]
+    if max_train_samples is not None:
+        train = train.shuffle(seed=seed).select(range(min(max_train_samples, len(train))))
+    if max_eval_samples is not None:
+        dev = dev.select(range(min(max_eval_samples, len(dev))))
+    return DatasetDict(train=train, validation=dev)
+
+
+def check_labels(dataset: Dataset, num_labels: int, where: str = "dataset") -> None:
+    """Every label must be an integer in ``0..num_labels-1``; an empty dataset is an error too."""
+    if len(dataset) == 0:
+        raise KDLabError(f"{where}: the dataset is empty.")
+    if "label" not in dataset.column_names or "sentence" not in dataset.column_names:
+        raise KDLabError(f"{where}: needs columns 'sentence' and 'label', has {dataset.column_names}.")
+    bad = sorted({int(x) for x in dataset["label"] if not 0 <= int(x) < num_labels})
+    if bad:
+        raise KDLabError(
+            f"{where}: labels {bad} do not fit a {num_labels}-label teacher (expected 0..{num_labels - 1})."
+        )
+
+
+def label_balance(dataset: Dataset) -> dict[str, int]:
+    """``{"negative": n0, "positive": n1}``."""
+    labels = dataset["label"]
+    return {name: sum(1 for x in labels if x == i) for i, name in enumerate(LABEL_NAMES)}
+
+
+def tokenize(ds: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Tokenise ``sentence`` with truncation to ``max_length`` and no padding (batches pad dynamically)."""
+
+    def encode(batch):
+        return tokenizer(batch["sentence"], truncation=True, max_length=max_length)
+
+    return ds.map(encode, batched=True, desc="tokenize")
+
+
+def token_lengths(dataset: Dataset, tokenizer) -> list[int]:
+    """Untruncated token count of each sentence (with [CLS]/[SEP])."""
+    return [len(ids) for ids in tokenizer(dataset["sentence"])["input_ids"]]

