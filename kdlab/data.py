@@ -93,19 +93,26 @@ NOUNS = ["film", "movie", "story", "cast", "plot", "script", "director", "ending
 
 def synthetic_vocabulary() -> list[str]:
     """Every word the synthetic generator can produce (for building the smoke tokenizer)."""
-    return sorted(set(POSITIVE + NEGATIVE + NEUTRAL + NOUNS + [","]))
+    return sorted(set(POSITIVE + NEGATIVE + NEUTRAL + NOUNS + [",", "not"]))
 
 
-def synthetic_sst2(n_train: int = 512, n_eval: int = 128, seed: int = 0) -> DatasetDict:
-    """Balanced, deterministic toy sentiment sentences whose label is the polarity of their adjectives."""
+NEGATED_TEMPLATES = ["the {n} is not {a}", "this {n} was not really {a}", "not {a} , the {n}"]
+
+
+def synthetic_sst2(n_train: int = 512, n_eval: int = 128, seed: int = 0, negation: float = 0.3) -> DatasetDict:
+    """Balanced, deterministic toy sentiment sentences.
+
+    The label is the polarity of the adjectives, flipped by "not" in a ``negation`` share of the sentences
+    (so a bag of words is not enough: a model has to read "not").
+    """
 
     def make(n: int, rng: random.Random) -> Dataset:
         sentences, labels = [], []
         for i in range(n):
             label = i % 2
-            words = POSITIVE if label else NEGATIVE
-            template = rng.choice(TEMPLATES)
-            text = template
+            negated = rng.random() < negation
+            words = (NEGATIVE if label else POSITIVE) if negated else (POSITIVE if label else NEGATIVE)
+            text = rng.choice(NEGATED_TEMPLATES if negated else TEMPLATES)
             while "{a}" in text or "{n}" in text:
                 text = text.replace("{a}", rng.choice(words), 1).replace("{n}", rng.choice(NOUNS), 1)
             sentences.append(text)
@@ -193,4 +200,4 @@ def tokenize(ds: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
 
 def token_lengths(dataset: Dataset, tokenizer) -> list[int]:
     """Untruncated token count of each sentence (with [CLS]/[SEP])."""
-    return [len(ids) for ids in tokenizer(dataset["sentence"])["input_ids"]]
+    return [len(ids) for ids in tokenizer(list(dataset["sentence"]))["input_ids"]]

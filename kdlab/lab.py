@@ -148,3 +148,175 @@ def trained_variants(cfg: KDConfig) -> list[str]:
     from kdlab.config import VARIANTS
 
     return [v for v in VARIANTS if (student_dir(cfg, v) / RESULT_FILE).is_file()]
+
+
+def config_table(cfg: KDConfig):
+    """The config as a two-column table (field, value) for display."""
+    import pandas as pd
+
+    return pd.DataFrame(list(cfg.to_dict().items()), columns=["field", "value"]).set_index("field")
+
+
+def data_summary(data) -> "object":
+    """Rows per split with label balance."""
+    import pandas as pd
+
+    from kdlab.data import label_balance
+
+    return pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split)} for name, split in data.items()])
+
+
+def evaluate(cfg: KDConfig, model, tokenizer, data, key: str | None = None, device: str | None = None,
+             **extra) -> dict:
+    """Accuracy/F1 with 95% interval on the dev split; stored under ``key`` in results.json when given.
+
+    Returns the metrics plus ``probs``/``predictions`` arrays (those are not stored).
+    """
+    from kdlab.capture import encoder_layers
+    from kdlab.metrics import evaluate_model
+    from kdlab.student import count_parameters
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    m = evaluate_model(model, tokenizer, data["validation"], cfg.max_length, cfg.eval_batch_size, device)
+    m.update(layers=len(encoder_layers(model)), params=count_parameters(model), **extra)
+    if key:
+        stored = {k: v for k, v in m.items() if k not in ("probs", "predictions")}
+        stored["predictions"] = [int(p) for p in m["predictions"]]
+        record(cfg, **{key: stored})
+    return m
+
+
+def layer_map_table(student):
+    """Which teacher layer each student layer was copied from."""
+    import pandas as pd
+
+    mapping = getattr(student.config, "kdlab_layer_map", None) or []
+    return pd.DataFrame({"student layer": range(len(mapping)), "teacher layer": mapping})
+
+
+def train_variant(cfg: KDConfig, teacher: Teacher, data, variant: str):
+    """Distil one variant (``ce``/``hinton``/``minilm``), save it, store its dev metrics in results.json."""
+    from kdlab.distill import distill
+
+    result = distill(cfg, teacher.model, teacher.tokenizer, data, variant)
+    students = results(cfg).get("students") or {}
+    students[variant] = {**result.metrics, "train_seconds": result.train_seconds, "layers": cfg.student_layers,
+                         "predictions": [int(p) for p in result.predictions], "resumed_from": result.resumed_from}
+    record(cfg, students=students)
+    return result
+
+
+def loss_sanity_checks(temperature: float = 4.0):
+    """Toy-tensor checks shown in 02-Distill: KD is 0 for equal logits, scales with T², relations vanish for
+    identical inputs and ignore padding."""
+    import pandas as pd
+
+    from kdlab.losses import attention_distribution_loss, kd_loss, value_relation_loss
+
+    g = torch.Generator().manual_seed(0)
+    z_s, z_t = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
+    q, k, v = (torch.randn(2, 4, 6, 8, generator=g) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    q_pad = q.clone()
+    q_pad[0, :, 4:] = 100.0  # garbage in padded positions
+    plain_kl = kd_loss(z_s, z_t, temperature) / temperature**2
+    rows = [
+        ("KD(z, z) for equal logits", kd_loss(z_t, z_t, temperature).item(), "0"),
+        ("KD(z_s, z_t) / T²", plain_kl.item(), "KL at temperature T"),
+        ("KD(z_s, z_t)", kd_loss(z_s, z_t, temperature).item(), f"T² = {temperature**2:g} times the line above"),
+        ("attention loss, identical Q/K", attention_distribution_loss(q, k, q, k, mask).item(), "0"),
+        ("value-relation loss, identical V", value_relation_loss(v, v, mask).item(), "0"),
+        ("attention loss, different Q/K", attention_distribution_loss(q, k, q.flip(0), k, mask).item(), "> 0"),
+        ("... same with garbage in padding", attention_distribution_loss(q_pad, k, q.flip(0), k, mask).item(),
+         "equal to the line above"),
+    ]
+    return pd.DataFrame(rows, columns=["check", "value", "expected"])
+
+
+def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[str, dict], labels) -> "object":
+    """Accuracy table with 95% intervals, retention and McNemar p-value of each student against ``ce``.
+
+    ``*_metrics`` are dicts from ``evaluate`` (with ``predictions``); the table is stored as ``comparison``.
+    """
+    from kdlab.metrics import mcnemar
+    from kdlab.report import accuracy_table
+
+    students = results(cfg).get("students") or {}
+    for variant, m in student_metrics.items():
+        entry = students.get(variant, {})
+        entry.update({k: v for k, v in m.items() if k not in ("probs", "predictions")})
+        if "ce" in student_metrics and variant != "ce":
+            test = mcnemar(labels, m["predictions"], student_metrics["ce"]["predictions"])
+            entry.update(mcnemar_vs_ce_p=test["p_value"], right_only_vs_ce=test["a_only"],
+                         wrong_only_vs_ce=test["b_only"])
+        students[variant] = entry
+    stored_teacher = {k: v for k, v in teacher_metrics.items() if k not in ("probs", "predictions")}
+    record(cfg, students=students, teacher={**(results(cfg).get("teacher") or {}), **stored_teacher})
+    table = accuracy_table(results(cfg))
+    record(cfg, comparison=table.to_dict(orient="records"))
+    return table
+
+
+def side_by_side(models: dict, sentences: list[str], max_length: int = 128):
+    """Each model's predicted label and P(positive) for the given sentences."""
+    import pandas as pd
+
+    from kdlab.data import LABEL_NAMES
+    from kdlab.metrics import predict_proba
+
+    table = pd.DataFrame({"sentence": sentences})
+    for name, (model, tokenizer) in models.items():
+        probs = predict_proba(model, tokenizer, sentences, max_length)
+        table[f"{name}"] = [LABEL_NAMES[i] for i in probs.argmax(-1)]
+        table[f"{name} P(pos)"] = probs[:, 1].round(3)
+    return table
+
+
+def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10):
+    """Where teacher and student disagree: counts of who is right, and the first ``limit`` examples."""
+    import numpy as np
+    import pandas as pd
+
+    from kdlab.data import LABEL_NAMES
+
+    labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))
+    differ = np.flatnonzero(teacher_pred != student_pred)
+    counts = {
+        "disagreements": int(differ.size),
+        "teacher right": int((teacher_pred[differ] == labels[differ]).sum()),
+        "student right": int((student_pred[differ] == labels[differ]).sum()),
+    }
+    examples = pd.DataFrame({
+        "sentence": [sentences[i] for i in differ[:limit]],
+        "gold": [LABEL_NAMES[labels[i]] for i in differ[:limit]],
+        "teacher": [LABEL_NAMES[teacher_pred[i]] for i in differ[:limit]],
+        "student": [LABEL_NAMES[student_pred[i]] for i in differ[:limit]],
+    })
+    return counts, examples
+
+
+def benchmark_lineup(cfg: KDConfig, teacher: Teacher, student) -> dict:
+    """Models 04-Benchmark times: the teacher, the distilled student, and students of ``extra_student_layers``
+    cut from the teacher (untrained: speed does not depend on the weights)."""
+    from kdlab.capture import encoder_layers
+    from kdlab.student import init_student_from_teacher
+
+    models = {"teacher": teacher.model.float().eval(), f"student-{len(encoder_layers(student))}L": student}
+    for layers in cfg.extra_student_layers:
+        models[f"student-{layers}L"] = init_student_from_teacher(teacher.model, layers)
+    return models
+
+
+def tradeoff_points(cfg: KDConfig, bench, batch: int = 1) -> list[dict]:
+    """(name, p50_ms, accuracy, interval) for models with both a dev accuracy and an fp32/fp16 latency row."""
+    res = results(cfg)
+    accuracy = {"teacher": res.get("teacher"), f"student-{cfg.student_layers}L": (res.get("students") or {}).get("minilm")}
+    points = []
+    rows = bench[(bench["status"] == "ok") & (bench["batch"] == batch)]
+    for _, row in rows.iterrows():
+        name = row["model"] if row["precision"] != "int8" else None
+        m = res.get("int8") if row["precision"] == "int8" else accuracy.get(name)
+        if m:
+            points.append(dict(name=f"{row['model']} {row['precision']}", p50_ms=row["p50_ms"], accuracy=m["accuracy"],
+                               acc_low=m["acc_low"], acc_high=m["acc_high"]))
+    return points

@@ -1,0 +1,147 @@
+"""Command line: ``python -m kdlab run | report | clean``.
+
+- ``run [--profile P]``: execute the four notebooks in order, each in a fresh kernel, save the executed copies
+  under ``runs/<profile>/executed/``, stop at the first failing cell (notebook and cell named), print the results.
+- ``report RUN_DIR``: print the summary of a finished run and mark targets met or missed.
+- ``clean [--check] [NOTEBOOK ...]``: strip outputs from notebooks (``--check``: only report, exit 1 if any).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+NOTEBOOKS = ("01-Setup.ipynb", "02-Distill.ipynb", "03-Inference.ipynb", "04-Benchmark.ipynb")
+
+
+def lab_root() -> Path:
+    """The folder holding the notebooks: the current folder if it has them, else the repository of this package."""
+    for folder in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (folder / NOTEBOOKS[0]).is_file():
+            return folder
+    raise SystemExit(f"cannot find {NOTEBOOKS[0]}: run this from the kdlab repository root.")
+
+
+def run_notebooks(profile: str | None, notebooks: list[str], timeout: int) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    from kdlab.config import load_config
+
+    root = lab_root()
+    os.chdir(root)
+    cfg = load_config(profile)  # validates the profile and environment before anything runs
+    os.environ["KDLAB_PROFILE"] = cfg.profile
+    out_dir = cfg.run_dir() / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"kdlab run: profile {cfg.profile}, artifacts in {cfg.run_dir()}", flush=True)
+    total = time.perf_counter()
+    timings = {}
+    for name in notebooks:
+        path = root / name
+        if not path.is_file():
+            print(f"error: notebook {path} not found", file=sys.stderr)
+            return 2
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(root)}})
+        start = time.perf_counter()
+        print(f"\n=== {name} ...", flush=True)
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            failed = _failed_cell(nb)
+            nbformat.write(nb, out_dir / name)
+            print(f"\nFAILED in {name}, cell {failed}: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
+            print(f"The executed notebook up to the failure is in {out_dir / name}.", file=sys.stderr)
+            return 1
+        timings[name] = time.perf_counter() - start
+        nbformat.write(nb, out_dir / name)
+        print(f"=== {name} done in {timings[name]:.0f} s", flush=True)
+    from kdlab.lab import record
+
+    record(cfg, wall_seconds={**timings, "total": time.perf_counter() - total})
+    print(f"\nAll notebooks ran in {time.perf_counter() - total:.0f} s; executed copies in {out_dir}\n")
+    return print_report(cfg.run_dir())
+
+
+def _failed_cell(nb) -> str:
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"#{index} (code: {cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ''!r})"
+    return "?"
+
+
+def print_report(run_dir: str | Path) -> int:
+    from kdlab.errors import KDLabError
+    from kdlab.report import load_results, render_markdown, targets
+
+    try:
+        results = load_results(run_dir)
+    except KDLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(render_markdown(results))
+    wall = (results.get("wall_seconds") or {}).get("total")
+    if wall:
+        print(f"Wall time of the whole run: {wall / 60:.1f} min")
+    missed = [c for c in targets(results) if not c["met"]]
+    print(f"Targets: {len(targets(results)) - len(missed)} met, {len(missed)} missed.")
+    return 0
+
+
+def clean_notebooks(paths: list[str], check: bool) -> int:
+    import nbformat
+
+    dirty = []
+    for p in paths:
+        nb = nbformat.read(p, as_version=4)
+        changed = False
+        for cell in nb.cells:
+            if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+                changed = True
+                cell.outputs, cell.execution_count = [], None
+        if changed:
+            dirty.append(p)
+            if not check:
+                nbformat.write(nb, p)
+    if check and dirty:
+        print("notebooks committed with outputs (run `python -m kdlab clean`):", *dirty, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"{'checked' if check else 'cleaned'} {len(paths)} notebook(s); {len(dirty)} had outputs")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the four notebooks in order and print the results")
+    run.add_argument("--profile", help="full | cpu | smoke (default: $KDLAB_PROFILE, else full on CUDA, cpu otherwise)")
+    run.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), help="run only these, in this order")
+    run.add_argument("--timeout", type=int, default=7200, help="seconds allowed per cell")
+    rep = sub.add_parser("report", help="print the summary of a finished run")
+    rep.add_argument("run_dir", help="e.g. runs/cpu")
+    cl = sub.add_parser("clean", help="strip outputs from notebooks")
+    cl.add_argument("--check", action="store_true", help="only check; exit 1 if any notebook has outputs")
+    cl.add_argument("paths", nargs="*", help="notebooks (default: the four lab notebooks)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from kdlab.errors import KDLabError
+
+        try:
+            return run_notebooks(args.profile, args.notebooks, args.timeout)
+        except KDLabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "report":
+        return print_report(args.run_dir)
+    return clean_notebooks(args.paths or [str(lab_root() / n) for n in NOTEBOOKS], args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

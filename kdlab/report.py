@@ -1,0 +1,163 @@
+"""Summaries of a finished run, from ``runs/<profile>/results.json``: tables, targets met or missed, a
+deployment recommendation made from the measured numbers, and ``report.md``.
+
+``results.json`` keys written by the notebooks: ``environment``, ``config`` (01); ``teacher``,
+``student_init``, ``params`` (01); ``students`` (02, one entry per variant); ``comparison`` (03);
+``benchmark`` (rows), ``int8`` (04).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdlab.artifacts import atomic_write_text, read_json
+from kdlab.errors import KDLabError
+
+# Seed lab's claimed dev accuracies (BERT-base teacher, 6-layer students, T4): shown next to what we got.
+SEED_EXPECTED = {"teacher": 92.8, "ce": 89.2, "hinton": 91.5, "minilm": 92.3}
+RETENTION_TARGET = 0.97  # the MiniLM student keeps >= 97% of the teacher's accuracy
+SPEEDUP_FRACTION = 0.9  # a student should reach >= 90% of its layer ratio (12->6: 1.8x)
+VARIANT_LABELS = {"ce": "student (CE only, no KD)", "hinton": "student (Hinton KD)", "minilm": "student (MiniLM KD)"}
+
+
+def load_results(run_dir: str | Path) -> dict:
+    """``results.json`` of a run folder; a clear error when the run has not produced one."""
+    path = Path(run_dir) / "results.json"
+    data = read_json(path)
+    if not data:
+        raise KDLabError(f"{path} not found: run the notebooks first (python -m kdlab run --profile <profile>).")
+    return data
+
+
+def accuracy_table(results: dict):
+    """One row per model: accuracy with 95% interval, F1, retention vs the teacher, McNemar p vs ``ce``."""
+    import pandas as pd
+
+    teacher = results.get("teacher")
+    rows = []
+    if teacher:
+        rows.append(_row("teacher", "teacher", teacher, teacher))
+    if results.get("student_init"):
+        rows.append(_row("student_init", "student before distillation", results["student_init"], teacher))
+    students = results.get("students") or {}
+    for variant, entry in sorted(students.items(), key=lambda kv: list(VARIANT_LABELS).index(kv[0])
+                                 if kv[0] in VARIANT_LABELS else 99):
+        rows.append(_row(variant, VARIANT_LABELS.get(variant, variant), entry, teacher))
+    if results.get("int8"):
+        rows.append(_row("int8", "MiniLM student, INT8 (CPU)", results["int8"], teacher))
+    return pd.DataFrame(rows)
+
+
+def _row(key: str, label: str, m: dict, teacher: dict | None) -> dict:
+    row = {
+        "model": label,
+        "layers": m.get("layers"),
+        "accuracy_%": round(100 * m["accuracy"], 2),
+        "95% CI": f"[{100 * m['acc_low']:.1f}, {100 * m['acc_high']:.1f}]",
+        "f1_%": round(100 * m["f1"], 2),
+        "retention_%": round(100 * m["accuracy"] / teacher["accuracy"], 1) if teacher else None,
+        "seed_claim_%": SEED_EXPECTED.get(key),
+    }
+    if "mcnemar_vs_ce_p" in m:
+        row["p_vs_ce"] = round(m["mcnemar_vs_ce_p"], 3)
+    if "train_seconds" in m:
+        row["train_s"] = round(m["train_seconds"], 1)
+    return row
+
+
+def speedups(results: dict) -> list[dict]:
+    """Measured fp/same-precision speedups of each student over the teacher, from the benchmark rows."""
+    out = []
+    for row in results.get("benchmark") or []:
+        if row.get("status", "ok") != "ok" or row.get("model") == "teacher" or not row.get("speedup_vs_teacher"):
+            continue
+        out.append(row)
+    return out
+
+
+def targets(results: dict) -> list[dict]:
+    """Targets with the measured value and met/missed: retention of each student, speedup of each student."""
+    checks = []
+    teacher = results.get("teacher")
+    for variant, entry in (results.get("students") or {}).items():
+        if teacher and variant == "minilm":
+            retention = entry["accuracy"] / teacher["accuracy"]
+            checks.append(dict(target=f"{variant} retention >= {RETENTION_TARGET:.0%}", measured=f"{retention:.1%}",
+                               met=retention >= RETENTION_TARGET))
+    teacher_layers = (teacher or {}).get("layers")
+    for row in speedups(results):
+        if row.get("precision") not in ("fp32", "fp16") or not teacher_layers:
+            continue
+        want = SPEEDUP_FRACTION * teacher_layers / row["layers"]
+        checks.append(dict(
+            target=f"{row['model']} {row['precision']} batch {row['batch']} speedup >= {want:.2f}x",
+            measured=f"{row['speedup_vs_teacher']:.2f}x", met=row["speedup_vs_teacher"] >= want))
+    return checks
+
+
+def recommendation(results: dict) -> str:
+    """A deployment recommendation derived only from the measured numbers of this run."""
+    acc = {"teacher": results.get("teacher")} | (results.get("students") or {})
+    acc = {k: v for k, v in acc.items() if v}
+    bench = [r for r in results.get("benchmark") or [] if r.get("status", "ok") == "ok"]
+    if not acc or not bench:
+        return "Not enough measurements for a recommendation (run 03-Inference and 04-Benchmark)."
+    best_student = max((k for k in acc if k != "teacher"), key=lambda k: acc[k]["accuracy"], default=None)
+    lines = []
+    batch1 = [r for r in bench if r["batch"] == 1]
+    rows = batch1 or bench
+    fastest = min(rows, key=lambda r: r["p50_ms"])
+    teacher_row = next((r for r in rows if r["model"] == "teacher" and r["precision"] == fastest["precision"]), None)
+    t_acc = acc["teacher"]["accuracy"]
+    lines.append(f"- Highest accuracy: teacher, {t_acc:.1%} on dev"
+                 + (f" at {teacher_row['p50_ms']:.1f} ms/batch (P50, batch {teacher_row['batch']}, "
+                    f"{teacher_row['precision']})." if teacher_row else "."))
+    if best_student:
+        s = acc[best_student]
+        gap = t_acc - s["accuracy"]
+        overlap = s["acc_high"] >= acc["teacher"]["acc_low"]
+        lines.append(
+            f"- Best student: `{best_student}`, {s['accuracy']:.1%} ({gap * 100:+.1f} pt vs teacher; the 95% "
+            f"intervals {'overlap' if overlap else 'do not overlap'})."
+        )
+    lines.append(f"- Lowest latency: {fastest['model']} {fastest['precision']} at {fastest['p50_ms']:.1f} ms "
+                 f"(P50, batch {fastest['batch']}, {fastest.get('device', '')}), "
+                 f"{fastest.get('speedup_vs_teacher') or 1:.2f}x the teacher.")
+    if best_student:
+        if acc[best_student]["accuracy"] >= RETENTION_TARGET * t_acc:
+            lines.append(f"- Recommendation: deploy the `{best_student}` student when latency or memory matters; "
+                         "it keeps at least 97% of the teacher's accuracy at a fraction of the cost.")
+        else:
+            lines.append(f"- Recommendation: keep the teacher when accuracy matters most; the best student keeps "
+                         f"only {acc[best_student]['accuracy'] / t_acc:.1%} of its accuracy. Use the student "
+                         "only under a latency budget the teacher cannot meet.")
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict) -> str:
+    """The text of ``report.md``: config, accuracy table, benchmark table, targets, recommendation."""
+    import pandas as pd
+
+    parts = [f"# kdlab report — profile `{results.get('profile', '?')}`", ""]
+    env = results.get("environment") or {}
+    if env:
+        parts += [f"Device: {env.get('device')} · torch {env.get('torch')} · transformers {env.get('transformers')}", ""]
+    acc = accuracy_table(results)
+    if len(acc):
+        parts += ["## Accuracy on the SST-2 dev split", "", acc.to_markdown(index=False), ""]
+    if results.get("benchmark"):
+        cols = ["model", "layers", "precision", "device", "batch", "seq", "p50_ms", "p95_ms", "p99_ms",
+                "samples_per_s", "peak_mem_MB", "disk_MB", "speedup_vs_teacher", "status"]
+        bench = pd.DataFrame(results["benchmark"])
+        parts += ["## Latency and size", "", bench[[c for c in cols if c in bench]].to_markdown(index=False), ""]
+    checks = targets(results)
+    if checks:
+        parts += ["## Targets", ""] + [f"- [{'x' if c['met'] else ' '}] {c['target']}: measured {c['measured']} "
+                                       f"({'met' if c['met'] else 'MISSED'})" for c in checks] + [""]
+    parts += ["## Deployment recommendation", "", recommendation(results), ""]
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, results: dict | None = None) -> Path:
+    results = results or load_results(run_dir)
+    return atomic_write_text(Path(run_dir) / "report.md", render_markdown(results))
