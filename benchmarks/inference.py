@@ -54,7 +54,7 @@ def settings(args: argparse.Namespace) -> dict:
         precisions=(args.precisions or ("fp32,fp16" if cuda else "fp32,int8,onnx")).split(","),
         repeats=args.repeats or (3 if args.quick else 50 if cuda else 10),
         warmup=args.warmup if args.warmup is not None else (1 if args.quick else 5 if cuda else 2),
-        num_threads=args.threads or (None if cuda else cpu_cores()),
+        num_threads=args.threads or (None if cuda else 1 if args.quick else cpu_cores()),
     )
 
 

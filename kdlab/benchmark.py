@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -240,14 +241,14 @@ def _safetensors_bytes(module: nn.Module) -> int:
     """Size of the weights ``save_pretrained`` writes (safetensors), in bytes."""
     from transformers.utils import logging as hf_logging
 
-    bars_were_off = hf_logging.is_progress_bar_enabled() is False
-    hf_logging.disable_progress_bar()
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # save_pretrained shows a "Writing model shards" bar
     try:
         with tempfile.TemporaryDirectory() as tmp:
             module.save_pretrained(tmp)
             return sum(p.stat().st_size for p in Path(tmp).glob("*.safetensors"))
     finally:
-        if not bars_were_off:
+        if bars_were_on:
             hf_logging.enable_progress_bar()
 
 
@@ -319,7 +320,11 @@ def _onnx_engine(model: nn.Module, seq_len: int, num_threads: int | None) -> Eng
     tmp = tempfile.TemporaryDirectory()
     path = Path(tmp.name) / "model.onnx"
     cpu_model = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
-    session = export_onnx(cpu_model.float().eval(), path, seq_len, num_threads)
+    try:
+        session = export_onnx(cpu_model.float().eval(), path, seq_len, num_threads)
+    except Exception:
+        tmp.cleanup()
+        raise
     size = sum(p.stat().st_size for p in Path(tmp.name).iterdir())
 
     def run(batch: dict) -> torch.Tensor:
@@ -337,7 +342,7 @@ def prepare_engine(model: nn.Module, precision: str, device: torch.device, seq_l
         return Engine("fp32", run=_logits_runner(module), module=module, disk_bytes=lambda: _safetensors_bytes(module))
     if precision == "fp16":
         if device.type != "cuda":
-            return Engine("fp16", status="skipped: fp16 runs on CUDA only (CPU half matmuls are emulated and slow)")
+            return Engine("fp16", status="skipped: fp16 is timed on CUDA only (no fast fp16 matmul on this CPU)")
         module = copy.deepcopy(model).to(device).half().eval()
         return Engine("fp16", run=_logits_runner(module), module=module, disk_bytes=lambda: _safetensors_bytes(module))
     if precision == "int8":
@@ -362,8 +367,6 @@ def prepare_engine(model: nn.Module, precision: str, device: torch.device, seq_l
 @contextlib.contextmanager
 def _quiet_fd2():
     """Send file descriptor 2 to /dev/null inside the block: kineto prints profiler_start/stop lines there."""
-    import sys
-
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -85,9 +85,14 @@ class QKVCapture:
         b, s, width = x.shape
         return x.view(b, s, self.heads, width // self.heads).transpose(1, 2)
 
-    def qkv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The last forward pass's Q, K, V, each ``[B, H, S, D]``."""
+    def raw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The last forward pass's Q, K, V as the projections returned them, each ``[B, S, W]`` (W = H·D),
+        not split into the model's heads (MiniLMv2 relation heads re-split them: ``kdlab.relations``)."""
         missing = [n for n in ("query", "key", "value") if n not in self._out]
         if missing:
             raise RuntimeError(f"no forward pass captured {missing} yet; call the model inside the `with` block")
-        return tuple(self.split_heads(self._out[n]) for n in ("query", "key", "value"))  # type: ignore[return-value]
+        return tuple(self._out[n] for n in ("query", "key", "value"))  # type: ignore[return-value]
+
+    def qkv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The last forward pass's Q, K, V, each ``[B, H, S, D]``."""
+        return tuple(self.split_heads(x) for x in self.raw())  # type: ignore[return-value]

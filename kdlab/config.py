@@ -1,4 +1,5 @@
-"""Lab configuration: one dataclass, three profiles (``full``, ``cpu``, ``smoke``), environment overrides.
+"""Lab configuration: one dataclass, profiles (``full``, ``cpu``, ``smoke``; cross-architecture ``large2base`` and
+its smoke-size analogue ``smoke-x``), environment overrides.
 
 ``load_config()`` picks the profile from its argument, else ``KDLAB_PROFILE``, else ``full`` when CUDA is
 available and ``cpu`` otherwise; keyword overrides and a few environment variables are applied on top, and
@@ -17,6 +18,7 @@ from kdlab.errors import KDLabError
 
 VARIANTS = ("ce", "hinton", "minilm")
 RELATION_STYLES = ("kl", "mse")
+RELATION_KINDS = ("qq", "kk", "vv")  # MiniLMv2 relation heads: Q-Q, K-K and V-V self-attention relations
 
 # Environment variables read by load_config (variable -> config field).
 ENV_OVERRIDES = {
@@ -39,6 +41,10 @@ class KDConfig:
     teacher_finetune: str = "auto"  # "auto": fine-tune when the teacher has no trained head; "yes"; "no"
     student_layers: int = 6  # encoder layers of the student cut from the teacher
     layer_map: list[int] | None = None  # teacher layer per student layer; None = alternate (i * L_t / L_s)
+    # The student: None = cut from the teacher (student_layers, layer_map); otherwise loaded on its own from a Hub
+    # id or local folder (it must share the teacher's tokenizer), or "tiny-random:layers=2,hidden=32,heads=2" (a
+    # tiny random BERT over the smoke vocabulary; optional intermediate=N). Keep student_layers equal to its depth.
+    student: str | None = None
     extra_student_layers: list[int] = field(default_factory=lambda: [4])  # extra sizes shown in tables/benchmarks
     # --- data ---------------------------------------------------------------------------------------------
     data: str = "hub"  # "hub" (nyu-mll/glue sst2), "synthetic", or a local folder (GLUE TSVs or save_to_disk)
@@ -53,6 +59,18 @@ class KDConfig:
     gamma: float = 0.3  # weight of MiniLM self-attention distribution transfer (last layer)
     delta: float = 0.2  # weight of MiniLM value-relation transfer (last layer)
     relation_style: str = "kl"  # "kl": MiniLM (KL of relations); "mse": the seed's MSE on attention and A.V
+    # --- optional extra terms of the `minilm` variant (`ce` and `hinton` stay the plain baselines) -----------
+    # MiniLMv2 relation heads (kdlab.relations): any head counts; relation_heads must divide both Q/K/V widths.
+    relation_weight: float = 0.0  # weight of the summed relation KLs; 0 = off
+    relation_heads: int | None = None  # A_r relation heads (needed when relation_weight > 0)
+    relation_kinds: list[str] = field(default_factory=lambda: list(RELATION_KINDS))  # "qq", "kk", "vv" (or "qk")
+    relation_teacher_layer: int = -1  # teacher encoder layer (0-based; -1 = last)
+    relation_student_layer: int = -1  # student encoder layer (0-based; -1 = last)
+    # Hidden-state MSE (kdlab.hidden, FitNets/TinyBERT): a learned Linear maps student width to teacher width.
+    hidden_weight: float = 0.0  # weight of the hidden-state MSE; 0 = off
+    # [[student_index, teacher_index], ...] over hidden_states (0 = embeddings, L = last layer);
+    # None = uniform: student layer m -> teacher layer m * L_t // L_s for m = 1..L_s
+    hidden_layer_map: list[list[int]] | None = None
     # --- optimisation ---------------------------------------------------------------------------------------
     learning_rate: float = 2e-5
     batch_size: int = 32
@@ -95,7 +113,14 @@ class KDConfig:
 
     def validate(self) -> "KDConfig":
         """Raise KDLabError for values no run can use. Returns self."""
-        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta)
+        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta,
+                               relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
+        validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
+                             self.relation_teacher_layer, self.relation_student_layer, self.hidden_layer_map)
+        if self.student is not None:
+            from kdlab.student import parse_tiny_student
+
+            parse_tiny_student(self.student)  # checks the "tiny-random:..." syntax; other names load later
         if self.relation_style not in RELATION_STYLES:
             raise KDLabError(
                 f"relation_style={self.relation_style!r} is unknown: use one of {', '.join(RELATION_STYLES)}."
@@ -120,16 +145,65 @@ class KDConfig:
         return self
 
 
-def validate_loss_settings(temperature: float, alpha: float, beta: float, gamma: float, delta: float) -> None:
-    """Reject a temperature <= 0, negative weights, or weights that are all zero."""
+def validate_loss_settings(temperature: float, alpha: float, beta: float, gamma: float, delta: float,
+                           **extra_weights: float) -> None:
+    """Reject a temperature <= 0, negative weights, or weights that are all zero.
+
+    ``extra_weights``: the optional terms' weights by name (``relation_weight=``, ``hidden_weight=``).
+    """
     if not temperature > 0:
         raise KDLabError(f"temperature={temperature}: the KD temperature must be > 0 (the lab uses T=4).")
-    weights = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
+    weights = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta, **extra_weights}
     negative = {k: v for k, v in weights.items() if v < 0}
     if negative:
         raise KDLabError(f"loss weights must be >= 0, got {negative}.")
     if not any(v > 0 for v in weights.values()):
-        raise KDLabError("all loss weights are zero: at least one of alpha/beta/gamma/delta must be > 0.")
+        raise KDLabError(f"all loss weights are zero: at least one of {'/'.join(weights)} must be > 0.")
+
+
+def check_relation_kinds(kinds) -> list[str]:
+    """Relation kinds as a list of two-letter names over q/k/v (e.g. ["qq", "kk", "vv"]); KDLabError otherwise."""
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    kinds = list(kinds)
+    bad = [k for k in kinds if not (isinstance(k, str) and len(k) == 2 and set(k) <= set("qkv"))]
+    if not kinds or bad:
+        raise KDLabError(
+            f"relation_kinds={kinds!r}: use two-letter names over q, k, v, e.g. {list(RELATION_KINDS)} "
+            "(MiniLMv2's Q-Q, K-K, V-V relations)."
+        )
+    if len(set(kinds)) != len(kinds):
+        raise KDLabError(f"relation_kinds={kinds!r} repeats a kind.")
+    return kinds
+
+
+def validate_extra_terms(relation_weight: float, relation_heads: int | None, relation_kinds,
+                         relation_teacher_layer: int, relation_student_layer: int,
+                         hidden_layer_map: list | None) -> None:
+    """Checks of the relation-head and hidden-state settings that need no model (weights are checked by
+    ``validate_loss_settings``; layer ranges and widths by ``kdlab.distill.check_distillation_setup``)."""
+    check_relation_kinds(relation_kinds)
+    if relation_heads is not None and (isinstance(relation_heads, bool) or not isinstance(relation_heads, int)
+                                       or relation_heads < 1):
+        raise KDLabError(f"relation_heads={relation_heads!r}: use a positive integer (or None when relation_weight=0).")
+    if relation_weight > 0 and relation_heads is None:
+        raise KDLabError(
+            "relation_weight > 0 needs relation_heads: the number of MiniLMv2 relation heads, dividing both the "
+            "teacher's and the student's hidden width (e.g. 12 for 384 and 768)."
+        )
+    for name, value in (("relation_teacher_layer", relation_teacher_layer),
+                        ("relation_student_layer", relation_student_layer)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise KDLabError(f"{name}={value!r}: use an encoder layer index (0-based; -1 = last).")
+    if hidden_layer_map is not None:
+        pairs = list(hidden_layer_map)
+        bad = [p for p in pairs if not (isinstance(p, (list, tuple)) and len(p) == 2
+                                         and all(isinstance(i, int) and not isinstance(i, bool) for i in p))]
+        if not pairs or bad:
+            raise KDLabError(
+                f"hidden_layer_map={hidden_layer_map!r}: use a non-empty list of [student_index, teacher_index] "
+                "integer pairs over hidden states (0 = embeddings, L = last layer), e.g. [[1, 2], [2, 4]]."
+            )
 
 
 PROFILES: dict[str, dict] = {
@@ -176,6 +250,44 @@ PROFILES: dict[str, dict] = {
         num_threads=2,
     ),
 }
+
+# Cross-architecture distillation: the student is loaded on its own (same tokenizer), not cut from the teacher.
+# `hinton` is the course's second system (0.5·CE + 0.5·KD); `minilm` adds MiniLMv2 relation heads (gamma =
+# delta = 0: MiniLM's per-head terms need equal head counts, relation heads do not).
+PROFILES["large2base"] = dict(
+    # bert-large-uncased (24L, 1024 wide, 16 heads) fine-tuned on SST-2 here (it has no head) -> a pretrained
+    # bert-base-uncased (12L, 768 wide, 12 heads). Both from the Hub; FP16 on CUDA; a GPU with >= 16 GB.
+    teacher="bert-large-uncased",
+    teacher_finetune="auto",
+    student="bert-base-uncased",
+    student_layers=12,  # the loaded student's depth (labels in tables; the student is not cut from the teacher)
+    extra_student_layers=[6],
+    alpha=0.5,
+    beta=0.5,
+    gamma=0.0,
+    delta=0.0,
+    relation_weight=1.0,
+    relation_heads=16,  # the teacher's own head count: 64-wide teacher, 48-wide student relation heads
+    batch_size=16,
+    gradient_accumulation_steps=2,  # effective batch 32; bert-large fine-tuning fits a 16 GB T4 in FP16
+    teacher_epochs=3.0,
+    num_epochs=3.0,
+)
+# The same setup at smoke size, offline, in seconds: tiny random teacher (4L, 64 wide, 4 heads) fine-tuned on the
+# synthetic sentences -> tiny random student (2L, 32 wide, 2 heads) over the same tokenizer.
+PROFILES["smoke-x"] = dict(
+    PROFILES["smoke"],
+    student="tiny-random:layers=2,hidden=32,heads=2,intermediate=64",
+    student_layers=2,
+    alpha=0.5,
+    beta=0.5,
+    gamma=0.0,
+    delta=0.0,
+    relation_weight=1.0,
+    relation_heads=4,  # divides 64 and 32: 16-wide teacher and 8-wide student relation heads
+    learning_rate=2e-3,  # a random student learns from scratch: higher rate, more epochs than `smoke`
+    num_epochs=6.0,
+)
 
 
 def default_profile() -> str:

@@ -23,13 +23,35 @@ from kdlab.capture import QKVCapture, num_heads
 from kdlab.config import VARIANTS, KDConfig
 from kdlab.data import check_labels, tokenize
 from kdlab.errors import KDLabError
+from kdlab.hidden import HiddenStateDistiller, resolve_hidden_layer_map
 from kdlab.losses import DistillationLoss
 from kdlab.metrics import classification_metrics, trainer_metrics
-from kdlab.student import init_student_from_teacher
+from kdlab.relations import check_relation_setup
+from kdlab.student import build_student, init_student_from_teacher  # noqa: F401 (init_...: public re-export)
 from kdlab.teacher import check_same_vocabulary
 
 RUN_STAMP = "kdlab_run.json"  # in a checkpoint folder: which config/variant the checkpoints belong to
 RESULT_FILE = "kdlab.json"  # in a saved model folder: metrics, config, history
+PROJECTIONS_FILE = "kdlab_hidden_projections.pt"  # in a checkpoint folder: the hidden-state projections
+# Config fields of the optional loss terms (passed to DistillationLoss.for_variant; used by the `minilm` variant).
+EXTRA_LOSS_FIELDS = ("relation_weight", "relation_heads", "relation_kinds", "relation_teacher_layer",
+                     "relation_student_layer", "hidden_weight", "hidden_layer_map")
+
+
+def loss_extras(cfg: KDConfig) -> dict:
+    """The config's optional loss-term settings, as keyword arguments of ``DistillationLoss.for_variant``."""
+    return {name: getattr(cfg, name) for name in EXTRA_LOSS_FIELDS}
+
+
+def check_distillation_setup(loss_fn: DistillationLoss, teacher: torch.nn.Module, student: torch.nn.Module) -> None:
+    """Checks that need both models, run before training: relation layers inside both models and relation heads
+    dividing both Q/K/V widths; hidden-state layer map inside both models (KDLabError naming the problem)."""
+    if loss_fn.needs_relation_states:
+        check_relation_setup(teacher, student, loss_fn.relation_heads, loss_fn.relation_teacher_layer,
+                             loss_fn.relation_student_layer)
+    if loss_fn.needs_hidden_states:
+        resolve_hidden_layer_map(loss_fn.hidden_layer_map, int(student.config.num_hidden_layers),
+                                 int(teacher.config.num_hidden_layers))
 
 
 class DistillationTrainer(Trainer):
@@ -38,7 +60,13 @@ class DistillationTrainer(Trainer):
     The teacher is put in eval mode with gradients off, on the training device, in float16 when training in
     fp16 on CUDA. The last layer's Q/K/V of both models are captured with hooks only when the loss has
     attention/value terms. Every active loss component is averaged between logging steps and logged as
-    ``loss_ce``, ``loss_kd``, ``loss_attention``, ``loss_value``. In evaluation the loss is the student's CE.
+    ``loss_ce``, ``loss_kd``, ``loss_attention``, ``loss_value`` (``loss_relation``, ``loss_hidden``). In
+    evaluation the loss is the student's CE.
+
+    Cross-architecture terms: MiniLMv2 relation heads hook Q/K/V of the chosen layer of each model; hidden-state
+    distillation asks both models for ``output_hidden_states`` and trains a ``HiddenStateDistiller``
+    (``self.hidden_distiller``) whose projections join the optimizer as an extra parameter group. They are saved
+    in checkpoints (``kdlab_hidden_projections.pt``, for resuming) but never with the student model.
     """
 
     # compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps.
@@ -59,12 +87,18 @@ class DistillationTrainer(Trainer):
                 raise KDLabError(
                     f"attention/value transfer needs equal head counts: teacher {num_heads(teacher)}, student "
                     f"{num_heads(self.model)}. Set gamma=delta=0 (variant 'hinton') or give the student "
-                    f"{num_heads(teacher)} heads."
+                    f"{num_heads(teacher)} heads; MiniLMv2 relation heads (relation_weight, relation_heads) work "
+                    "with any head counts."
                 )
+            check_distillation_setup(loss_fn, teacher, self.model)
             teacher = teacher.to(self.args.device).eval().requires_grad_(False)
             if self.args.fp16 and self.args.device.type == "cuda":
                 teacher = teacher.half()
         self.teacher = teacher if loss_fn.needs_teacher else None
+        self.hidden_distiller: HiddenStateDistiller | None = None
+        if self.teacher is not None and loss_fn.needs_hidden_states:
+            self.hidden_distiller = HiddenStateDistiller.for_models(
+                self.model, self.teacher, loss_fn.hidden_layer_map).to(self.args.device)
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
 
@@ -74,23 +108,72 @@ class DistillationTrainer(Trainer):
             return (outputs.loss, outputs) if return_outputs else outputs.loss
         labels = inputs["labels"]
         features = {k: v for k, v in inputs.items() if k != "labels"}
-        needs_qkv = self.loss_fn.needs_qkv
+        loss_fn = self.loss_fn
+        needs_qkv, needs_rel = loss_fn.needs_qkv, loss_fn.needs_relation_states
+        needs_hidden = self.hidden_distiller is not None
+        extra = dict(output_hidden_states=True) if needs_hidden else {}
+        student = self.accelerator.unwrap_model(model)
         with ExitStack() as stack:
-            cap = stack.enter_context(QKVCapture(self.accelerator.unwrap_model(model))) if needs_qkv else None
-            outputs = model(**features)
+            cap = stack.enter_context(QKVCapture(student)) if needs_qkv else None
+            rel = stack.enter_context(QKVCapture(student, loss_fn.relation_student_layer)) if needs_rel else None
+            outputs = model(**features, **extra)
             student_qkv = cap.qkv() if cap else None
-        teacher_logits = teacher_qkv = None
+            student_rel = rel.raw() if rel else None
+        teacher_logits = teacher_qkv = teacher_rel = teacher_hidden = None
         if self.teacher is not None:
             with torch.no_grad(), ExitStack() as stack:
                 cap = stack.enter_context(QKVCapture(self.teacher)) if needs_qkv else None
-                teacher_logits = self.teacher(**features).logits
+                rel = stack.enter_context(QKVCapture(self.teacher, loss_fn.relation_teacher_layer)) if needs_rel else None
+                teacher_out = self.teacher(**features, **extra)
+                teacher_logits = teacher_out.logits
                 teacher_qkv = cap.qkv() if cap else None
+                teacher_rel = rel.raw() if rel else None
+                teacher_hidden = teacher_out.hidden_states if needs_hidden else None
         mask = features.get("attention_mask")
-        if mask is None and needs_qkv:
+        if mask is None and (needs_qkv or needs_rel or needs_hidden):
             mask = torch.ones_like(features["input_ids"])
-        parts = self.loss_fn(outputs.logits, labels, teacher_logits, student_qkv, teacher_qkv, mask)
+        parts = loss_fn(outputs.logits, labels, teacher_logits, student_qkv, teacher_qkv, mask,
+                        student_relation_states=student_rel, teacher_relation_states=teacher_rel,
+                        student_hidden=outputs.hidden_states if needs_hidden else None,
+                        teacher_hidden=teacher_hidden, hidden_distiller=self.hidden_distiller)
         self._record(parts)
         return (parts["loss"], outputs) if return_outputs else parts["loss"]
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer for the student, plus the hidden-state projections as an extra parameter group
+        (weight decay on their weights, none on their biases), so the LR schedule drives them too."""
+        optimizer = super().create_optimizer(model)
+        if self.hidden_distiller is not None:
+            present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            for decay, params in ((self.args.weight_decay, [p for n, p in self.hidden_distiller.named_parameters()
+                                                            if not n.endswith("bias")]),
+                                  (0.0, [p for n, p in self.hidden_distiller.named_parameters()
+                                         if n.endswith("bias")])):
+                params = [p for p in params if p.requires_grad and id(p) not in present]
+                if params:
+                    optimizer.add_param_group({"params": params, "weight_decay": decay})
+        return optimizer
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        # Checkpoints (internal calls) also keep the projections, so a resumed run continues with them.
+        if _internal_call and self.hidden_distiller is not None and self.args.should_save:
+            folder = Path(output_dir or self.args.output_dir)
+            torch.save(self.hidden_distiller.state_dict(), folder / PROJECTIONS_FILE)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = Path(resume_from_checkpoint) / PROJECTIONS_FILE
+        if self.hidden_distiller is not None and path.is_file():
+            self.hidden_distiller.load_state_dict(torch.load(path, map_location=self.args.device))
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers 5 applies train_sampling_strategy="group_by_length" to evaluation and predict() too,
+        # which returns predictions in length-grouped order; keep the dataset's order so that predictions line
+        # up with its rows (McNemar pairs them with other models' predictions).
+        if eval_dataset is None or not hasattr(eval_dataset, "__len__") or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return torch.utils.data.SequentialSampler(eval_dataset)
 
     def _record(self, parts: dict[str, torch.Tensor]) -> None:
         for name, value in parts.items():
@@ -241,15 +324,19 @@ def distill(
 ) -> TrainResult:
     """Train the ``variant`` student (``ce``, ``hinton`` or ``minilm``) and save it to ``output_dir``
     (default ``<run_dir>/students/<variant>``). The student defaults to ``cfg.student_layers`` layers cut from
-    the teacher (``cfg.layer_map`` or alternate layers). With ``resume`` an interrupted run of the same config
-    continues from its last complete checkpoint.
+    the teacher (``cfg.layer_map`` or alternate layers), or, when ``cfg.student`` names one, a student loaded on
+    its own that shares the teacher's tokenizer (any depth, width and head count). The ``minilm`` variant adds
+    the config's optional relation-head / hidden-state terms. With ``resume`` an interrupted run of the same
+    config continues from its last complete checkpoint.
     """
     if variant not in VARIANTS:
         raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
     loss_fn = DistillationLoss.for_variant(variant, cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta,
-                                           cfg.relation_style)
+                                           cfg.relation_style, **loss_extras(cfg))
     if student is None:
-        student = init_student_from_teacher(teacher, cfg.student_layers, cfg.layer_map)
+        student = build_student(cfg, teacher, tokenizer)  # cut from the teacher, or cfg.student loaded on its own
+    if loss_fn.needs_teacher:
+        check_distillation_setup(loss_fn, teacher, student)  # before tokenising: layer ranges, relation heads
     run_dir = cfg.run_dir()
     return train_and_save(
         student, tokenizer, data, cfg, loss_fn,

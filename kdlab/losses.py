@@ -14,12 +14,12 @@ Transformers" (attention distribution transfer + value relation, last layer).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from kdlab.config import VARIANTS, validate_loss_settings
+from kdlab.config import RELATION_KINDS, VARIANTS, check_relation_kinds, validate_extra_terms, validate_loss_settings
 from kdlab.errors import KDLabError
 
 _NEG = torch.finfo(torch.float32).min
@@ -187,10 +187,14 @@ def value_mse_loss(
 
 @dataclass
 class DistillationLoss:
-    """L = α·CE + β·KD + γ·attention + δ·value, returning every component for logging.
+    """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relation heads + λ_h·hidden], every component returned
+    for logging.
 
     ``relation_style="kl"`` uses MiniLM's KL losses; ``"mse"`` the seed's MSE on attention and A·V.
-    Terms whose weight is 0 are not computed.
+    Optional cross-architecture terms: ``relation_weight`` · MiniLMv2 relation heads (``kdlab.relations``;
+    ``relation_heads`` relation heads over layer ``relation_teacher_layer`` / ``relation_student_layer``,
+    any head counts) and ``hidden_weight`` · hidden-state MSE through learned projections (``kdlab.hidden``;
+    ``hidden_layer_map``). Terms whose weight is 0 are not computed.
     """
 
     temperature: float = 4.0
@@ -199,27 +203,51 @@ class DistillationLoss:
     gamma: float = 0.3
     delta: float = 0.2
     relation_style: str = "kl"
+    relation_weight: float = 0.0
+    relation_heads: int | None = None
+    relation_kinds: list[str] = field(default_factory=lambda: list(RELATION_KINDS))
+    relation_teacher_layer: int = -1
+    relation_student_layer: int = -1
+    hidden_weight: float = 0.0
+    hidden_layer_map: list[list[int]] | None = None
 
     def __post_init__(self):
-        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta)
+        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta,
+                               relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
         if self.relation_style not in ("kl", "mse"):
             raise KDLabError(f"relation_style={self.relation_style!r}: use 'kl' (MiniLM) or 'mse' (seed).")
+        self.relation_kinds = check_relation_kinds(self.relation_kinds)  # a list: JSON round trips compare equal
+        if self.hidden_layer_map is not None:
+            self.hidden_layer_map = [list(pair) for pair in self.hidden_layer_map]
+        validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
+                             self.relation_teacher_layer, self.relation_student_layer, self.hidden_layer_map)
 
     @classmethod
     def for_variant(cls, variant: str, temperature=4.0, alpha=0.1, beta=0.4, gamma=0.3, delta=0.2,
-                    relation_style="kl") -> "DistillationLoss":
-        """``ce``: CE only (weight 1, no teacher); ``hinton``: α·CE + β·KD; ``minilm``: all four terms."""
+                    relation_style="kl", **extras) -> "DistillationLoss":
+        """``ce``: CE only (weight 1, no teacher); ``hinton``: α·CE + β·KD; ``minilm``: all four terms plus the
+        optional ``extras`` (``relation_weight``, ``relation_heads``, ``relation_kinds``, ``relation_teacher_layer``,
+        ``relation_student_layer``, ``hidden_weight``, ``hidden_layer_map``), which ``ce`` and ``hinton`` ignore."""
         if variant not in VARIANTS:
             raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
         if variant == "ce":
             return cls(temperature, 1.0, 0.0, 0.0, 0.0, relation_style)
         if variant == "hinton":
             return cls(temperature, alpha, beta, 0.0, 0.0, relation_style)
-        return cls(temperature, alpha, beta, gamma, delta, relation_style)
+        return cls(temperature, alpha, beta, gamma, delta, relation_style, **extras)
 
     @property
     def needs_teacher(self) -> bool:
-        return self.beta > 0 or self.needs_qkv
+        return self.beta > 0 or self.needs_qkv or self.needs_relation_states or self.needs_hidden_states
+
+    @property
+    def needs_relation_states(self) -> bool:
+        """Whether the loss needs un-split Q/K/V ``[B, S, W]`` of the relation layers (MiniLMv2 relation heads)."""
+        return self.relation_weight > 0
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        return self.hidden_weight > 0
 
     @property
     def needs_qkv(self) -> bool:
@@ -233,8 +261,20 @@ class DistillationLoss:
         student_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
         teacher_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
         attention_mask: torch.Tensor | None = None,
+        *,
+        student_relation_states: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        teacher_relation_states: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        student_hidden: tuple[torch.Tensor, ...] | None = None,
+        teacher_hidden: tuple[torch.Tensor, ...] | None = None,
+        hidden_distiller=None,
     ) -> dict[str, torch.Tensor]:
-        """Returns ``{"loss": total, "ce": ..., "kd": ..., "attention": ..., "value": ...}`` (active terms only)."""
+        """Returns ``{"loss": total, "ce": ..., "kd": ..., "attention": ..., "value": ..., "relation": ...,
+        "hidden": ...}`` (active terms only).
+
+        ``*_qkv``: last-layer Q/K/V split into heads ``[B, H, S, D]``; ``*_relation_states``: Q/K/V ``[B, S, W]``
+        of the relation layers (``QKVCapture.raw()``); ``*_hidden``: ``output_hidden_states`` tuples;
+        ``hidden_distiller``: the ``kdlab.hidden.HiddenStateDistiller`` holding the projections.
+        """
         parts: dict[str, torch.Tensor] = {}
         if self.alpha > 0:
             parts["ce"] = F.cross_entropy(student_logits.float(), labels)
@@ -256,6 +296,20 @@ class DistillationLoss:
                     parts["attention"] = attention_mse_loss(q_s, k_s, q_t, k_t, attention_mask)
                 if self.delta > 0:
                     parts["value"] = value_mse_loss(q_s, k_s, v_s, q_t, k_t, v_t, attention_mask)
-        weights = {"ce": self.alpha, "kd": self.beta, "attention": self.gamma, "value": self.delta}
+        if self.needs_relation_states:
+            from kdlab.relations import relation_heads_loss
+
+            if student_relation_states is None or teacher_relation_states is None or attention_mask is None:
+                raise KDLabError("the relation-heads term (relation_weight > 0) needs student_relation_states, "
+                                 "teacher_relation_states and attention_mask.")
+            parts["relation"] = relation_heads_loss(student_relation_states, teacher_relation_states, attention_mask,
+                                                    self.relation_heads, self.relation_kinds)
+        if self.needs_hidden_states:
+            if student_hidden is None or teacher_hidden is None or attention_mask is None or hidden_distiller is None:
+                raise KDLabError("the hidden-state term (hidden_weight > 0) needs student_hidden, teacher_hidden, "
+                                 "attention_mask and hidden_distiller (kdlab.hidden.HiddenStateDistiller).")
+            parts["hidden"] = hidden_distiller(student_hidden, teacher_hidden, attention_mask)
+        weights = {"ce": self.alpha, "kd": self.beta, "attention": self.gamma, "value": self.delta,
+                   "relation": self.relation_weight, "hidden": self.hidden_weight}
         parts["loss"] = sum(weights[name] * value for name, value in parts.items())
         return parts

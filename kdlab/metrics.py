@@ -21,7 +21,7 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     denom = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)  # rounding gives -3e-17 at 0 correct ("-0.0%")
 
 
 def classification_metrics(labels, predictions) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Students cut from the teacher: a smaller copy that keeps every k-th encoder layer.
+"""Students cut from the teacher: a smaller copy that keeps every k-th encoder layer (or, for cross-architecture
+distillation, a student loaded on its own: ``load_student_model``, ``build_student``).
 
 Student layer i is initialised from teacher layer ``layer_map[i]``; embeddings, pooler and classifier are
 copied as they are. The default "alternate" map takes teacher layer i·(L_t / L_s):
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -118,3 +120,91 @@ def parameter_table(teacher: nn.Module, student_layers: list[int]):
             )
         )
     return pd.DataFrame(rows)
+
+
+# --- students loaded on their own (cross-architecture distillation) ------------------------------------------
+TINY_STUDENT = "tiny-random"  # "tiny-random:layers=2,hidden=32,heads=2[,intermediate=64]"
+_TINY_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+              "intermediate": "intermediate_size"}
+
+
+def parse_tiny_student(name: str) -> dict | None:
+    """``"tiny-random:layers=2,hidden=32,heads=2"`` → BertConfig sizes; ``None`` for any other name.
+
+    Omitted sizes take ``kdlab.teacher.TINY_SIZES``; ``intermediate`` defaults to 2 × hidden when hidden is given.
+    """
+    if name != TINY_STUDENT and not name.startswith(TINY_STUDENT + ":"):
+        return None
+    from kdlab.teacher import TINY_SIZES
+
+    sizes: dict = {}
+    spec = name[len(TINY_STUDENT) + 1:]
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, _, value = item.partition("=")
+        if key.strip() not in _TINY_KEYS or not value.strip().isdigit() or int(value) < 1:
+            raise KDLabError(
+                f"student {name!r}: {item!r} is not a size; write e.g. 'tiny-random:layers=2,hidden=32,heads=2' "
+                f"(keys: {', '.join(_TINY_KEYS)}; positive integers)."
+            )
+        sizes[_TINY_KEYS[key.strip()]] = int(value)
+    if "hidden_size" in sizes and "intermediate_size" not in sizes:
+        sizes["intermediate_size"] = 2 * sizes["hidden_size"]
+    sizes = {**TINY_SIZES, **sizes}
+    if sizes["hidden_size"] % sizes["num_attention_heads"]:
+        raise KDLabError(f"student {name!r}: {sizes['num_attention_heads']} heads do not divide the width "
+                         f"{sizes['hidden_size']}.")
+    return sizes
+
+
+def _student_hub_error(name: str, exc: Exception) -> KDLabError:
+    return KDLabError(
+        f"could not load student {name!r} ({type(exc).__name__}: {exc}). If the Hugging Face Hub is unreachable: "
+        "set the config's `student` to a local folder (config.json + model.safetensors + tokenizer) of a model "
+        "that shares the teacher's tokenizer, use student=None (cut from the teacher), or the offline smoke-size "
+        "analogue KDLAB_PROFILE=smoke-x (tiny random teacher and student, no downloads)."
+    )
+
+
+def load_student_model(name_or_path: str, num_labels: int = 2, seed: int = 0):
+    """A student loaded on its own, not cut from the teacher: ``(model, tokenizer)``.
+
+    ``name_or_path``: a Hub id (e.g. ``bert-base-uncased``; its classification head is newly initialised, with
+    ``seed``), a local ``save_pretrained`` folder, or ``"tiny-random:layers=2,hidden=32,heads=2"`` (a tiny random
+    BERT over the smoke tokenizer, ``kdlab.teacher.build_tiny_tokenizer``). Never runs remote code. Check its
+    tokenizer against the teacher's with ``kdlab.teacher.check_same_vocabulary`` (``build_student`` does).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdlab.teacher import build_tiny_bert, build_tiny_tokenizer
+
+    sizes = parse_tiny_student(name_or_path)
+    if sizes is not None:
+        tokenizer = build_tiny_tokenizer()
+        return build_tiny_bert(len(tokenizer), num_labels, seed, **sizes), tokenizer
+    source = name_or_path
+    if Path(source).expanduser().exists():
+        source = str(Path(source).expanduser())
+        if not (Path(source) / "config.json").is_file():
+            raise KDLabError(f"student folder {source} has no config.json: it must be a save_pretrained folder.")
+    torch.manual_seed(seed)  # a newly initialised head is the same on every run
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
+                                                                   trust_remote_code=False)
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise _student_hub_error(name_or_path, exc) from exc
+    if model.config.num_labels != num_labels:
+        raise KDLabError(f"student {name_or_path!r} has {model.config.num_labels} labels; the teacher has {num_labels}.")
+    return model.float().eval(), tokenizer
+
+
+def build_student(cfg, teacher: nn.Module, teacher_tokenizer=None) -> nn.Module:
+    """The student a config asks for: cut from the teacher when ``cfg.student`` is None, else loaded with
+    ``load_student_model`` and checked to share the teacher's tokenizer (KDLabError saying what differs)."""
+    if cfg.student is None:
+        return init_student_from_teacher(teacher, cfg.student_layers, cfg.layer_map)
+    from kdlab.teacher import check_same_vocabulary
+
+    model, tokenizer = load_student_model(cfg.student, teacher.config.num_labels, seed=cfg.seed)
+    check_same_vocabulary(teacher, model, teacher_tokenizer, tokenizer)
+    return model

@@ -47,6 +47,14 @@ def test_wilson_interval_hand_values():
     assert high == pytest.approx(0.2775, abs=1e-4)
 
 
+@pytest.mark.parametrize("k, n", [(0, 10), (10, 10), (0, 1), (872, 872), (0, 872)])
+def test_wilson_interval_stays_inside_0_1(k, n):
+    low, high = wilson_interval(k, n)
+    assert 0.0 <= low <= high <= 1.0
+    m = classification_metrics([1] * n, [1] * k + [0] * (n - k))
+    assert "-" not in format_accuracy(m)  # no "-0.0%" from rounding
+
+
 def test_wilson_interval_rejects_empty():
     with pytest.raises(ValueError):
         wilson_interval(0, 0)
