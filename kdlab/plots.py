@@ -132,7 +132,7 @@ def accuracy_vs_latency(points: list[dict]):
     acc_low, acc_high."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for p in points:
-        err = [[100 * (p["accuracy"] - p["acc_low"])], [100 * (p["acc_high"] - p["accuracy"])]]
+        err = [[max(0.0, 100 * (p["accuracy"] - p["acc_low"]))], [max(0.0, 100 * (p["acc_high"] - p["accuracy"]))]]
         ax.errorbar(p["p50_ms"], 100 * p["accuracy"], yerr=err, fmt="o", capsize=4)
         ax.annotate(p["name"], (p["p50_ms"], 100 * p["accuracy"]), textcoords="offset points", xytext=(6, 4))
     ax.set(xlabel="P50 latency per batch (ms)", ylabel="dev accuracy (%)",

@@ -89,9 +89,10 @@ def targets(results: dict) -> list[dict]:
         if row.get("precision") not in ("fp32", "fp16") or not teacher_layers:
             continue
         want = SPEEDUP_FRACTION * teacher_layers / row["layers"]
+        speed = row.get("speedup_same_precision") or row["speedup_vs_teacher"]  # teacher at the same precision
         checks.append(dict(
-            target=f"{row['model']} {row['precision']} batch {row['batch']} speedup >= {want:.2f}x",
-            measured=f"{row['speedup_vs_teacher']:.2f}x", met=row["speedup_vs_teacher"] >= want))
+            target=f"{row['model']} {row['precision']} batch {row['batch']} speedup over the teacher >= {want:.2f}x",
+            measured=f"{speed:.2f}x", met=speed >= want))
     return checks
 
 

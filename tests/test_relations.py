@@ -170,3 +170,27 @@ def test_raw_capture_of_any_layer_matches_recomputed_projections(models, tiny_to
         assert captured.shape == (2, batch["input_ids"].shape[1], 64)
         torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(heads, split_relation_heads(captured, 4))  # model heads = relation heads
+
+
+def test_optimising_relation_heads_between_mismatched_models_lowers_the_loss(models, tiny_tokenizer):
+    """Teacher 4 heads × 16 → student 2 heads × 16 (widths 64 and 32), 4 relation heads, last layers: a few Adam
+    steps on the relation loss alone bring the student's relations towards the teacher's."""
+    teacher, student = models
+    student.train()
+    batch = tiny_tokenizer(["the film is good , really good", "a dull movie", "the plot was not funny"],
+                           padding=True, return_tensors="pt")
+    mask = batch["attention_mask"]
+    with torch.no_grad(), QKVCapture(teacher) as cap:
+        teacher(**batch)
+        t_states = cap.raw()
+    optimizer = torch.optim.Adam(student.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        with QKVCapture(student) as cap:
+            student(**batch)
+            loss = relation_heads_loss(cap.raw(), t_states, mask, 4)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
