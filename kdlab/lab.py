@@ -22,9 +22,8 @@ from kdlab.teacher import Teacher, load_teacher
 
 RESULTS = "results.json"
 # Config fields that decide what the fine-tuned teacher is: a saved teacher is reused only if they match.
-TEACHER_FIELDS = ("teacher", "teacher_finetune", "data", "max_length", "teacher_train_samples", "max_train_samples",
-                  "teacher_learning_rate", "teacher_epochs", "batch_size", "warmup_steps", "weight_decay", "seed",
-                  "max_eval_samples")
+TEACHER_FIELDS = ("teacher", "teacher_finetune", "data", "max_length", "teacher_learning_rate", "teacher_epochs",
+                  "batch_size", "warmup_steps", "weight_decay", "seed", "max_eval_samples")
 
 
 def setup(profile: str | None = None, **overrides) -> KDConfig:
@@ -86,7 +85,9 @@ def _saved_teacher_matches(cfg: KDConfig) -> bool:
     if not record:
         return False
     saved = record.get("config", {})
-    return all(saved.get(k) == getattr(cfg, k) for k in TEACHER_FIELDS)
+    samples = saved.get("teacher_train_samples") or saved.get("max_train_samples")
+    return samples == (cfg.teacher_train_samples or cfg.max_train_samples) and all(
+        saved.get(k) == getattr(cfg, k) for k in TEACHER_FIELDS)
 
 
 def prepare_teacher(cfg: KDConfig, force: bool = False) -> Teacher:
@@ -229,8 +230,42 @@ def loss_sanity_checks(temperature: float = 4.0):
         ("attention loss, different Q/K", attention_distribution_loss(q, k, q.flip(0), k, mask).item(), "> 0"),
         ("... same with garbage in padding", attention_distribution_loss(q_pad, k, q.flip(0), k, mask).item(),
          "equal to the line above"),
+        *_extra_loss_checks(g, mask),
     ]
     return pd.DataFrame(rows, columns=["check", "value", "expected"])
+
+
+def _extra_loss_checks(g: torch.Generator, mask: torch.Tensor) -> list[tuple]:
+    """Rows for the optional cross-architecture terms (MiniLMv2 relation heads, hidden-state MSE): a 64-wide
+    teacher against a 32-wide student, so the head counts and widths differ."""
+    from kdlab.hidden import HiddenStateDistiller
+    from kdlab.losses import value_relation_loss
+    from kdlab.relations import relation_heads_loss, split_relation_heads
+
+    t_states = tuple(torch.randn(2, 6, 64, generator=g) for _ in range(3))  # teacher Q, K, V  [B, S, 64]
+    s_states = tuple(torch.randn(2, 6, 32, generator=g) for _ in range(3))  # student Q, K, V  [B, S, 32]
+    s_pad = tuple(x.clone() for x in s_states)
+    for x in s_pad:
+        x[0, 4:] = 100.0  # garbage in padded positions
+    v_t = t_states[2]
+    with torch.random.fork_rng(devices=[]):  # a fixed projection, without touching the caller's random state
+        torch.manual_seed(0)
+        distiller = HiddenStateDistiller(32, 64, [[1, 1]])
+    h_s, h_t = torch.randn(2, 6, 32, generator=g), torch.randn(2, 6, 64, generator=g)
+    hidden = distiller((h_s, h_s), (h_t, h_t), mask).item()
+    return [
+        ("(optional) relation heads, teacher 64 wide vs student 32 wide, 4 relation heads",
+         relation_heads_loss(s_states, t_states, mask, 4).item(), "> 0"),
+        ("... same with garbage in padding", relation_heads_loss(s_pad, t_states, mask, 4).item(),
+         "equal to the line above"),
+        ("(optional) relation heads V-V only, identical V, 4 heads = 4 relation heads",
+         relation_heads_loss(t_states, t_states, mask, 4, ("vv",)).item(), "0"),
+        ("(optional) |MiniLM value relation − relation heads V-V|, V vs flipped V, 4 heads each",
+         abs(value_relation_loss(split_relation_heads(v_t, 4), split_relation_heads(v_t.flip(0), 4), mask).item()
+             - relation_heads_loss(t_states, tuple(x.flip(0) for x in t_states), mask, 4, ("vv",)).item()),
+         "0: with equal heads they are the same loss"),
+        ("(optional) hidden-state MSE through a 32→64 projection", hidden, "> 0"),
+    ]
 
 
 def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[str, dict], labels) -> "object":

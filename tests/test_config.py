@@ -27,7 +27,7 @@ def test_cpu_profile_values():
     assert cfg.teacher == "minilm-l6"
     assert cfg.data == "hub"
     assert (cfg.student_layers, cfg.extra_student_layers, cfg.max_length) == (3, [2], 64)
-    assert (cfg.max_train_samples, cfg.teacher_train_samples, cfg.max_eval_samples) == (4000, 16000, None)
+    assert (cfg.max_train_samples, cfg.teacher_train_samples, cfg.max_eval_samples) == (16000, 67349, None)
     assert (cfg.learning_rate, cfg.teacher_learning_rate, cfg.num_epochs, cfg.teacher_epochs) == (1e-4, 1e-4, 2.0, 1.0)
     assert (cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta) == (4.0, 0.1, 0.4, 0.3, 0.2)
 

@@ -9,7 +9,7 @@ from kdlab import lab
 from kdlab.config import KDConfig
 from kdlab.errors import KDLabError
 
-QUICK = dict(max_train_samples=64, max_eval_samples=32, teacher_epochs=1.0)
+QUICK = dict(max_train_samples=64, teacher_train_samples=64, max_eval_samples=32, teacher_epochs=1.0)
 
 
 class _Called(Exception):
