@@ -351,8 +351,12 @@ def distill(
 def finetune_teacher(cfg: KDConfig, model: torch.nn.Module, tokenizer, data: DatasetDict,
                      output_dir: str | Path | None = None, resume: bool = True) -> TrainResult:
     """Fine-tune a teacher's classification head and encoder on SST-2 with CE (``teacher_learning_rate``,
-    ``teacher_epochs``) and save it to ``output_dir`` (default ``<run_dir>/teacher``)."""
+    ``teacher_epochs``) and save it to ``output_dir`` (default ``<run_dir>/teacher``). The teacher is evaluated
+    once per epoch (``eval_steps`` is for the students' curves; on the full training set it would cost minutes)."""
+    import dataclasses
+
     run_dir = cfg.run_dir()
+    cfg = dataclasses.replace(cfg, eval_steps=None)
     return train_and_save(
         model, tokenizer, data, cfg, DistillationLoss.for_variant("ce"),
         output_dir or run_dir / "teacher",

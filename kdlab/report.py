@@ -92,7 +92,7 @@ def targets(results: dict) -> list[dict]:
         speed = row.get("speedup_same_precision") or row["speedup_vs_teacher"]  # teacher at the same precision
         checks.append(dict(
             target=f"{row['model']} {row['precision']} batch {row['batch']} speedup over the teacher >= {want:.2f}x",
-            measured=f"{speed:.2f}x", met=speed >= want))
+            measured=f"{speed:.3f}x", met=speed >= want))
     return checks
 
 
@@ -108,14 +108,15 @@ def recommendation(results: dict) -> str:
     batch1 = [r for r in bench if r["batch"] == 1]
     rows = batch1 or bench
     fastest = min(rows, key=lambda r: r["p50_ms"])
-    teacher_row = next((r for r in rows if r["model"] == "teacher" and r["precision"] == fastest["precision"]), None)
+    teacher_rows = [r for r in rows if r["model"] == "teacher" and r["precision"] in ("fp32", "fp16")]
+    teacher_row = min(teacher_rows, key=lambda r: r["p50_ms"]) if teacher_rows else None
     t_acc = acc["teacher"]["accuracy"]
     lines.append(f"- Highest accuracy: teacher, {t_acc:.1%} on dev"
                  + (f" at {teacher_row['p50_ms']:.1f} ms/batch (P50, batch {teacher_row['batch']}, "
                     f"{teacher_row['precision']})." if teacher_row else "."))
     if best_student:
         s = acc[best_student]
-        gap = t_acc - s["accuracy"]
+        gap = s["accuracy"] - t_acc
         overlap = s["acc_high"] >= acc["teacher"]["acc_low"]
         lines.append(
             f"- Best student: `{best_student}`, {s['accuracy']:.1%} ({gap * 100:+.1f} pt vs teacher; the 95% "
