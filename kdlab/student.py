@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -173,28 +172,14 @@ def load_student_model(name_or_path: str, num_labels: int = 2, seed: int = 0):
     BERT over the smoke tokenizer, ``kdlab.teacher.build_tiny_tokenizer``). Never runs remote code. Check its
     tokenizer against the teacher's with ``kdlab.teacher.check_same_vocabulary`` (``build_student`` does).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from kdlab.teacher import build_tiny_bert, build_tiny_tokenizer
+    from kdlab.teacher import build_tiny_bert, build_tiny_tokenizer, load_classifier
 
     sizes = parse_tiny_student(name_or_path)
     if sizes is not None:
         tokenizer = build_tiny_tokenizer()
         return build_tiny_bert(len(tokenizer), num_labels, seed, **sizes), tokenizer
-    source = name_or_path
-    if Path(source).expanduser().exists():
-        source = str(Path(source).expanduser())
-        if not (Path(source) / "config.json").is_file():
-            raise KDLabError(f"student folder {source} has no config.json: it must be a save_pretrained folder.")
-    torch.manual_seed(seed)  # a newly initialised head is the same on every run
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
-                                                                   trust_remote_code=False)
-    except (OSError, ValueError, ConnectionError) as exc:
-        raise _student_hub_error(name_or_path, exc) from exc
-    if model.config.num_labels != num_labels:
-        raise KDLabError(f"student {name_or_path!r} has {model.config.num_labels} labels; the teacher has {num_labels}.")
+    model, tokenizer, _ = load_classifier(name_or_path, num_labels, seed, "student",
+                                          lambda exc: _student_hub_error(name_or_path, exc))
     return model.float().eval(), tokenizer
 
 

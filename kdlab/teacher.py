@@ -70,6 +70,29 @@ def _hub_error(name: str, exc: Exception) -> KDLabError:
     )
 
 
+def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error):
+    """``(model, tokenizer, loading_info)`` of a sequence classifier from a Hub id or a local folder.
+
+    Never runs remote code; a newly initialised head is seeded with ``seed``. ``on_error(exc)`` turns a load
+    failure (offline Hub, missing files) into the KDLabError to raise; ``role`` names the model in messages.
+    """
+    if Path(source).expanduser().exists():
+        source = str(Path(source).expanduser())
+        if not (Path(source) / "config.json").is_file():
+            raise KDLabError(f"{role} folder {source} has no config.json: it must be a save_pretrained folder.")
+    torch.manual_seed(seed)  # a newly initialised head is the same on every run
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=num_labels, trust_remote_code=False, output_loading_info=True
+        )
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise on_error(exc) from exc
+    if model.config.num_labels != num_labels:
+        raise KDLabError(f"{role} {source!r} has {model.config.num_labels} labels; SST-2 needs {num_labels}.")
+    return model, tokenizer, info
+
+
 def load_teacher(name: str, num_labels: int = 2, seed: int = 0) -> Teacher:
     """Load a sequence classifier and its tokenizer.
 
@@ -81,22 +104,7 @@ def load_teacher(name: str, num_labels: int = 2, seed: int = 0) -> Teacher:
         tokenizer = build_tiny_tokenizer()
         return Teacher(build_tiny_bert(len(tokenizer), num_labels, seed), tokenizer, True, name)
     source = str(minilm_l6_path()) if name == MINILM_L6 else name
-    if Path(source).expanduser().exists():
-        source = str(Path(source).expanduser())
-        if not (Path(source) / "config.json").is_file():
-            raise KDLabError(f"teacher folder {source} has no config.json: it must be a save_pretrained folder.")
-    torch.manual_seed(seed)  # a newly initialised head is the same on every run
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_labels, trust_remote_code=False, output_loading_info=True
-        )
-    except KDLabError:
-        raise
-    except (OSError, ValueError, ConnectionError) as exc:
-        raise _hub_error(name, exc) from exc
-    if model.config.num_labels != num_labels:
-        raise KDLabError(f"teacher {name!r} has {model.config.num_labels} labels; SST-2 needs {num_labels}.")
+    model, tokenizer, info = load_classifier(source, num_labels, seed, "teacher", lambda exc: _hub_error(name, exc))
     head_missing = any("classifier" in key for key in info.get("missing_keys", []))
     return Teacher(model.eval(), tokenizer, head_missing, name)
 
