@@ -181,10 +181,15 @@ def evaluate(cfg: KDConfig, model, tokenizer, data, key: str | None = None, devi
     m = evaluate_model(model, tokenizer, data["validation"], cfg.max_length, cfg.eval_batch_size, device)
     m.update(layers=len(encoder_layers(model)), params=count_parameters(model), **extra)
     if key:
-        stored = {k: v for k, v in m.items() if k not in ("probs", "predictions")}
+        stored = _storable(m)
         stored["predictions"] = [int(p) for p in m["predictions"]]
         record(cfg, **{key: stored})
     return m
+
+
+def _storable(metrics: dict) -> dict:
+    """The JSON-friendly part of an ``evaluate`` result (without the ``probs``/``predictions`` arrays)."""
+    return {k: v for k, v in metrics.items() if k not in ("probs", "predictions")}
 
 
 def layer_map_table(student):
@@ -276,19 +281,19 @@ def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[s
     from kdlab.metrics import mcnemar
     from kdlab.report import accuracy_table
 
-    students = results(cfg).get("students") or {}
+    res = results(cfg)
+    students = res.get("students") or {}
     for variant, m in student_metrics.items():
         entry = students.get(variant, {})
-        entry.update({k: v for k, v in m.items() if k not in ("probs", "predictions")})
+        entry.update(_storable(m))
         if "ce" in student_metrics and variant != "ce":
             test = mcnemar(labels, m["predictions"], student_metrics["ce"]["predictions"])
             entry.update(mcnemar_vs_ce_p=test["p_value"], right_only_vs_ce=test["a_only"],
                          wrong_only_vs_ce=test["b_only"])
         students[variant] = entry
-    stored_teacher = {k: v for k, v in teacher_metrics.items() if k not in ("probs", "predictions")}
-    record(cfg, students=students, teacher={**(results(cfg).get("teacher") or {}), **stored_teacher})
-    table = accuracy_table(results(cfg))
-    record(cfg, comparison=table.to_dict(orient="records"))
+    res.update(students=students, teacher={**(res.get("teacher") or {}), **_storable(teacher_metrics)})
+    table = accuracy_table(res)
+    record(cfg, students=res["students"], teacher=res["teacher"], comparison=table.to_dict(orient="records"))
     return table
 
 
