@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from kdlab.benchmark import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
 from kdlab.config import load_config  # noqa: E402
 from kdlab.distill import distill  # noqa: E402
 from kdlab.errors import KDLabError  # noqa: E402

@@ -20,10 +20,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from kdlab.benchmark import (  # noqa: E402
-    append_markdown, bert_base_models, cpu_cores, markdown_table, padding_table, report_header, tiny_models,
-    train_step_benchmark,
-)
+from kdlab.benchmark import bert_base_models, tiny_models  # noqa: E402
+from kdlab.padding import padding_table  # noqa: E402
+from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.timing import cpu_cores  # noqa: E402
+from kdlab.train_step import train_step_benchmark  # noqa: E402
 
 DEFAULT_SST2 = ROOT.parent / "shared" / "data" / "sst2"  # shared/ lies beside every checkout
 

@@ -4,6 +4,8 @@
   under ``runs/<profile>/executed/``, stop at the first failing cell (notebook and cell named), print the results.
 - ``report RUN_DIR``: print the summary of a finished run and mark targets met or missed.
 - ``clean [--check] [NOTEBOOK ...]``: strip outputs from notebooks (``--check``: only report, exit 1 if any).
+- ``colab-links [--repo OWNER/NAME] [--branch B] [--check]``: point every "Open in Colab" badge and Colab install
+  line at the repository (default: ``kdlab.colab.REPO``); ``--check`` only reports, exit 1 if any differs.
 """
 
 from __future__ import annotations
@@ -130,7 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     cl = sub.add_parser("clean", help="strip outputs from notebooks")
     cl.add_argument("--check", action="store_true", help="only check; exit 1 if any notebook has outputs")
     cl.add_argument("paths", nargs="*", help="notebooks (default: the four lab notebooks)")
+    links = sub.add_parser("colab-links", help="point the Open-in-Colab badges and install lines at a repository")
+    links.add_argument("--repo", help="GitHub OWNER/NAME (default: kdlab.colab.REPO)")
+    links.add_argument("--branch", help="branch (default: kdlab.colab.BRANCH)")
+    links.add_argument("--check", action="store_true", help="only check; exit 1 if any link differs")
     args = parser.parse_args(argv)
+    if args.command == "colab-links":
+        from kdlab import colab
+
+        changed = colab.sync_links(lab_root(), args.repo or colab.REPO, args.branch or colab.BRANCH, args.check)
+        verb = "differ" if args.check else "updated"
+        print(f"{len(changed)} file(s) {verb}" + "".join(f"\n  {c}" for c in changed))
+        return 1 if args.check and changed else 0
     if args.command == "run":
         from kdlab.errors import KDLabError
 

@@ -29,6 +29,8 @@ ENV_OVERRIDES = {
     "KDLAB_MAX_EVAL_SAMPLES": "max_eval_samples",
     "KDLAB_EPOCHS": "num_epochs",
 }
+# Any other field, from the environment: a JSON object, e.g. KDLAB_OVERRIDES='{"warmup_steps": 50, "seed": 7}'.
+OVERRIDES_ENV = "KDLAB_OVERRIDES"
 
 
 @dataclass
@@ -327,12 +329,31 @@ def _build(values: dict, source: str) -> KDConfig:
     return KDConfig(**values).validate()
 
 
+def _env_overrides() -> dict:
+    """Fields from ``$KDLAB_OVERRIDES`` (a JSON object); KDLabError naming the variable when it is not one."""
+    raw = os.environ.get(OVERRIDES_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise KDLabError(f"{OVERRIDES_ENV}={raw!r} is not JSON: write an object such as "
+                         f"{OVERRIDES_ENV}='{{\"warmup_steps\": 50}}' ({exc.msg}).") from exc
+    if not isinstance(values, dict):
+        raise KDLabError(f"{OVERRIDES_ENV} must be a JSON object of config fields, got {raw!r}.")
+    known = {f.name for f in dataclasses.fields(KDConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KDLabError(f"{OVERRIDES_ENV} names unknown config field(s) {unknown}; known fields: {sorted(known)}.")
+    return values
+
+
 def load_config(profile: str | None = None, **overrides) -> KDConfig:
     """Build and validate the config for ``profile`` (or ``$KDLAB_PROFILE``, or the default for this machine).
 
     Precedence, lowest to highest: dataclass defaults < profile < environment (``KDLAB_DATA_DIR``,
     ``KDLAB_TEACHER``, ``KDLAB_RUNS_DIR``, ``KDLAB_MAX_TRAIN_SAMPLES``, ``KDLAB_MAX_EVAL_SAMPLES``,
-    ``KDLAB_EPOCHS``) < keyword overrides.
+    ``KDLAB_EPOCHS``, then any field from ``KDLAB_OVERRIDES``, a JSON object) < keyword overrides.
     """
     name = profile or os.environ.get("KDLAB_PROFILE") or default_profile()
     if name not in PROFILES:
@@ -342,6 +363,7 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
     for env, field_name in ENV_OVERRIDES.items():
         if os.environ.get(env) not in (None, ""):
             values[field_name] = _coerce(field_name, os.environ[env], getattr(defaults, field_name))
+    values.update(_env_overrides())
     values.update(overrides)
     if values.get("data", "hub") not in ("hub", "synthetic"):
         values["data"] = str(Path(values["data"]).expanduser().resolve())  # one spelling per folder

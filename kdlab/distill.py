@@ -7,8 +7,10 @@ the same machinery (CE only). Interrupted runs resume from their last complete c
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,26 +56,63 @@ def check_distillation_setup(loss_fn: DistillationLoss, teacher: torch.nn.Module
                                  int(teacher.config.num_hidden_layers))
 
 
+def frozen_teacher(teacher: torch.nn.Module, device: torch.device, half: bool) -> torch.nn.Module:
+    """A frozen copy of ``teacher`` for distillation: eval mode, no gradients, on ``device``, in float16 when
+    ``half``. The caller's model is left exactly as it was (device, dtype, training flag, ``requires_grad``), so
+    a teacher used for one student is the same fp32 model for the next one and for the notebooks' plots."""
+    clone = copy.deepcopy(teacher)
+    clone = clone.to(device=device, dtype=torch.float16 if half else None)
+    return clone.eval().requires_grad_(False)
+
+
+def use_one_gpu(args: TrainingArguments) -> TrainingArguments:
+    """Train on one GPU when several are visible outside ``torchrun``/``accelerate launch``.
+
+    Without this, ``Trainer`` wraps the student in ``nn.DataParallel``: its replicas share the Q/K/V hooks of
+    ``kdlab.capture`` (captures collide, the MiniLM loss fails), and the batch silently grows to
+    ``batch_size × n_gpu``. kdlab uses ``cuda:0`` instead and says how to use every GPU (DDP, one process per
+    GPU, each with its own hooks). Returns ``args`` (changed in place)."""
+    n_gpu = args.n_gpu  # also sets up the device
+    if n_gpu > 1:
+        warnings.warn(
+            f"{n_gpu} GPUs are visible: kdlab trains on one (cuda:0) instead of nn.DataParallel, whose replicas "
+            "would share the Q/K/V hooks and change the batch size. To use them all, run the training as a script "
+            f"under DDP: `torchrun --nproc_per_node {n_gpu} your_script.py` (or `accelerate launch`); each process "
+            "then has its own GPU, hooks and batch. To silence this, start Python with CUDA_VISIBLE_DEVICES=0.",
+            stacklevel=3,
+        )
+        args._n_gpu = 1  # what transformers itself does for model-parallel models: no DataParallel wrapper
+    return args
+
+
 class DistillationTrainer(Trainer):
     """Trainer whose loss is ``DistillationLoss`` against a frozen teacher.
 
-    The teacher is put in eval mode with gradients off, on the training device, in float16 when training in
-    fp16 on CUDA. The last layer's Q/K/V of both models are captured with hooks only when the loss has
-    attention/value terms. Every active loss component is averaged between logging steps and logged as
-    ``loss_ce``, ``loss_kd``, ``loss_attention``, ``loss_value`` (``loss_relation``, ``loss_hidden``). In
-    evaluation the loss is the student's CE.
+    The teacher is a frozen copy (``frozen_teacher``) of the model passed in: in eval mode with gradients off, on
+    the training device, in float16 when training in fp16 on CUDA; the caller's teacher is never changed. The last
+    layer's Q/K/V of both models are captured with hooks only when the loss has attention/value terms. Every
+    active loss component is averaged between logging steps and logged as ``loss_ce``, ``loss_kd``,
+    ``loss_attention``, ``loss_value`` (``loss_relation``, ``loss_hidden``). In evaluation the loss is the
+    student's CE. With several visible GPUs it trains on one (``use_one_gpu``), never under ``nn.DataParallel``.
 
     Cross-architecture terms: MiniLMv2 relation heads hook Q/K/V of the chosen layer of each model; hidden-state
     distillation asks both models for ``output_hidden_states`` and trains a ``HiddenStateDistiller``
-    (``self.hidden_distiller``) whose projections join the optimizer as an extra parameter group. They are saved
-    in checkpoints (``kdlab_hidden_projections.pt``, for resuming) but never with the student model.
+    (``self.hidden_distiller``) whose projections join the optimizer as an extra parameter group and are clipped
+    together with the student's gradients. They are saved in checkpoints (``kdlab_hidden_projections.pt``, for
+    resuming) but never with the student model.
     """
 
-    # compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps.
+    # compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps. transformers >= 5.19
+    # reads `loss_is_scaled_for_ga`; 5.3-5.18 read `model_accepts_loss_kwargs` (set in __init__). Without both,
+    # gradient accumulation doubles the loss and the gradients on one version or the other (measured on 5.17).
     loss_is_scaled_for_ga = False
 
     def __init__(self, *args, loss_fn: DistillationLoss, teacher: torch.nn.Module | None = None, **kwargs):
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if training_args is not None:
+            use_one_gpu(training_args)
         super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # see loss_is_scaled_for_ga above
         self.loss_fn = loss_fn
         if loss_fn.needs_teacher and teacher is None:
             raise KDLabError("this loss has KD/attention/value terms (beta/gamma/delta > 0) but no teacher was given.")
@@ -91,10 +130,10 @@ class DistillationTrainer(Trainer):
                     "with any head counts."
                 )
             check_distillation_setup(loss_fn, teacher, self.model)
-            teacher = teacher.to(self.args.device).eval().requires_grad_(False)
-            if self.args.fp16 and self.args.device.type == "cuda":
-                teacher = teacher.half()
-        self.teacher = teacher if loss_fn.needs_teacher else None
+        self.teacher = None
+        if teacher is not None and loss_fn.needs_teacher:
+            self.teacher = frozen_teacher(teacher, self.args.device,
+                                          half=bool(self.args.fp16 and self.args.device.type == "cuda"))
         self.hidden_distiller: HiddenStateDistiller | None = None
         if self.teacher is not None and loss_fn.needs_hidden_states:
             self.hidden_distiller = HiddenStateDistiller.for_models(
@@ -153,6 +192,14 @@ class DistillationTrainer(Trainer):
                 if params:
                     optimizer.add_param_group({"params": params, "weight_decay": decay})
         return optimizer
+
+    def _clip_grad_norm(self, model):
+        """Clip the student's gradients and the hidden-state projections' together, to ``max_grad_norm``
+        (Trainer alone clips ``model.parameters()`` only). Returns the pre-clip norm over both."""
+        if self.hidden_distiller is None:
+            return super()._clip_grad_norm(model)
+        params = [*model.parameters(), *self.hidden_distiller.parameters()]
+        return self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
@@ -213,6 +260,7 @@ def training_arguments(cfg: KDConfig, output_dir: str | Path, learning_rate: flo
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         train_sampling_strategy="group_by_length",
+        ddp_find_unused_parameters=False,  # under torchrun every student parameter takes part in the loss
         report_to="none",
         seed=cfg.seed,
         dataloader_num_workers=0,

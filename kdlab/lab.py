@@ -60,10 +60,11 @@ def environment() -> dict:
             gpu_memory_GiB=round(props.total_memory / 2**30, 1),
             compute_capability=f"{props.major}.{props.minor}",
             fp16=props.major >= 6,  # fast fp16 tensor math from Pascal (sm_60) on; T4 is 7.5
-            bf16=torch.cuda.is_bf16_supported(),
+            # a T4 (sm_75) "supports" bf16 only by emulation: slow, so count native support alone
+            bf16=torch.cuda.is_bf16_supported(including_emulation=False),
         )
     else:
-        info.update(fp16=False, note="no CUDA GPU: training and inference run in fp32 on the CPU")
+        info.update(fp16=False, bf16=False, note="no CUDA GPU: training and inference run in fp32 on the CPU")
     return info
 
 
@@ -341,7 +342,7 @@ def benchmark_lineup(cfg: KDConfig, teacher: Teacher, student) -> dict:
     from kdlab.capture import encoder_layers
     from kdlab.student import init_student_from_teacher
 
-    models = {"teacher": teacher.model.float().eval(), f"student-{len(encoder_layers(student))}L": student}
+    models = {"teacher": teacher.model, f"student-{len(encoder_layers(student))}L": student}  # benchmark copies them
     for layers in cfg.extra_student_layers:
         models[f"student-{layers}L"] = init_student_from_teacher(teacher.model, layers)
     return models

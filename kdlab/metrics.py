@@ -64,30 +64,44 @@ def trainer_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": m["accuracy"], "f1": m["f1"]}
 
 
+PRECISIONS = ("auto", "fp32", "fp16-autocast", "fp16")
+
+
 @torch.inference_mode()
 def predict_proba(model, tokenizer, sentences: list[str], max_length: int = 128, batch_size: int = 64,
-                  device: str | torch.device | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None, precision: str = "auto") -> np.ndarray:
     """Class probabilities ``[N, C]`` for raw sentences (sorted by length into batches, dynamic padding).
 
-    Runs under fp16 autocast on CUDA, in fp32 on the CPU.
+    ``precision``: ``"auto"`` = fp16 autocast on CUDA, fp32 on the CPU (what the lab uses); ``"fp32"``;
+    ``"fp16-autocast"`` (fp32 weights, matmuls in fp16); ``"fp16"`` (a float16 copy of the weights, as deployed).
+    The model is moved to ``device`` (default: where it is); its dtype is never changed.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
+    if precision == "fp16":
+        import copy
+
+        model = copy.deepcopy(model).half()
+    autocast = precision == "fp16-autocast" or (precision == "auto" and device.type == "cuda")
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     probs = np.zeros((len(sentences), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = tokenizer([sentences[i] for i in idx], truncation=True, max_length=max_length,
                           padding=True, return_tensors="pt").to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
             logits = model(**batch).logits
         probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return probs
 
 
-def evaluate_model(model, tokenizer, dataset, max_length: int = 128, batch_size: int = 64, device=None) -> dict:
-    """Metrics of ``model`` on a dataset with ``sentence``/``label`` columns, plus ``probs`` and ``predictions``."""
-    probs = predict_proba(model, tokenizer, list(dataset["sentence"]), max_length, batch_size, device)
+def evaluate_model(model, tokenizer, dataset, max_length: int = 128, batch_size: int = 64, device=None,
+                   precision: str = "auto") -> dict:
+    """Metrics of ``model`` on a dataset with ``sentence``/``label`` columns, plus ``probs`` and ``predictions``
+    (``precision`` as in ``predict_proba``)."""
+    probs = predict_proba(model, tokenizer, list(dataset["sentence"]), max_length, batch_size, device, precision)
     predictions = probs.argmax(-1)
     metrics = classification_metrics(dataset["label"], predictions)
     return {**metrics, "probs": probs, "predictions": predictions}

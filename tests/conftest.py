@@ -27,7 +27,7 @@ TINY = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermed
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path):
     """No KDLAB_* setting of the calling shell leaks into a test; nothing is ever written under the repo."""
-    for name in ("KDLAB_PROFILE", *ENV_OVERRIDES):
+    for name in ("KDLAB_PROFILE", "KDLAB_OVERRIDES", *ENV_OVERRIDES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KDLAB_RUNS_DIR", str(tmp_path / "env-runs"))
     threads = torch.get_num_threads()

@@ -276,8 +276,8 @@ def test_distillation_trainer_needs_teacher_for_kd(tmp_path, tiny_teacher):
 def test_training_arguments_on_cpu(tmp_path):
     cfg = load_config("smoke", runs_dir=str(tmp_path), eval_steps=5, save_steps=10)
     args = distill_module.training_arguments(cfg, tmp_path, 1e-3, 2.0, 3)
-    if not torch.cuda.is_available():
-        assert args.fp16 is False and args.use_cpu is True
+    cuda = torch.cuda.is_available()
+    assert (args.fp16, args.use_cpu) == ((True, False) if cuda else (False, True))  # smoke asks for fp16
     assert (args.learning_rate, args.num_train_epochs, args.warmup_steps) == (1e-3, 2.0, 3)
     assert (args.eval_steps, args.save_steps, args.per_device_train_batch_size) == (5, 10, 32)
     assert args.report_to in ([], "none", ["none"])

@@ -117,6 +117,10 @@ def test_environment_report():
     info = lab.environment()
     assert info["torch"] == torch.__version__
     assert info["cuda"] == torch.cuda.is_available()
-    if not torch.cuda.is_available():
-        assert info["fp16"] is False and info["device"] == "cpu"
+    if torch.cuda.is_available():
+        assert info["device"] == torch.cuda.get_device_name(0) and info["gpu_memory_GiB"] > 0
+        assert info["fp16"] is (torch.cuda.get_device_capability(0)[0] >= 6)
+        assert info["bf16"] is torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        assert (info["fp16"], info["bf16"], info["device"]) == (False, False, "cpu")
 
