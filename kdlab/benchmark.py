@@ -16,6 +16,9 @@ What is measured, and how:
   ``memory_method`` column says which. onnxruntime's allocator is invisible to both: its rows say so, no number.
 * **Disk size**: safetensors written by ``save_pretrained`` (fp32, fp16), ``torch.save`` of the quantised
   state_dict (int8), the exported .onnx file with its external data (onnx).
+* **fp32 matmul**: the ``fp32_matmul`` column says whether CUDA fp32 rows ran true IEEE fp32 (``ieee``) or were
+  allowed TensorFloat-32 (``tf32``, set by ``torch.backends.cuda.matmul.allow_tf32`` or
+  ``torch.set_float32_matmul_precision``): the two differ ~3× on an H100.
 * **Speedup**: ``speedup_vs_teacher`` = the reference model's (the teacher's, by default the first model) fp32
   P50 at the same batch size / the row's P50; ``speedup_same_precision`` uses the teacher at the row's own
   precision.
@@ -52,7 +55,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "onnx")
 COLUMNS = [
     "model", "layers", "precision", "device", "threads", "batch", "seq", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
     "samples_per_s", "peak_mem_MB", "memory_method", "params", "disk_MB", "max_abs_diff", "speedup_vs_teacher",
-    "speedup_same_precision", "status",
+    "speedup_same_precision", "fp32_matmul", "status",
 ]
 TIMING_KEYS = ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "samples_per_s")
 
@@ -177,6 +180,18 @@ def _layers(model: nn.Module) -> int | None:
     return getattr(getattr(model, "config", None), "num_hidden_layers", None)
 
 
+def fp32_matmul_mode(device: torch.device) -> str:
+    """How fp32 matrix products run on ``device``: ``"tf32"`` when CUDA may use TensorFloat-32 (10-bit mantissa,
+    several times faster on Ampere and later), ``"ieee"`` for true fp32; ``"ieee"`` on the CPU."""
+    if device.type != "cuda":
+        return "ieee"
+    return "tf32" if _cuda_tf32_allowed() else "ieee"
+
+
+def _cuda_tf32_allowed() -> bool:
+    return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
+
+
 def _empty_row(**values) -> dict:
     row = dict.fromkeys(COLUMNS, math.nan)
     row.update(memory_method="", status="ok")
@@ -202,7 +217,8 @@ def _rows_for_batch(models: dict, engines: dict, batch_size: int, seq_len: int, 
     for (name, precision), engine in engines.items():
         model = models[name]
         row = _empty_row(model=name, layers=_layers(model), precision=precision, device=dev_name, threads=threads,
-                         batch=batch_size, seq=seq_len, params=count_parameters(model), status=engine.status)
+                         batch=batch_size, seq=seq_len, params=count_parameters(model), status=engine.status,
+                         fp32_matmul=fp32_matmul_mode(device) if precision == "fp32" else "")
         rows.append(row)
         if engine.status != "ok":
             continue

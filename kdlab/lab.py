@@ -140,7 +140,7 @@ def load_student(cfg: KDConfig, variant: str):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = require(student_dir(cfg, variant) / RESULT_FILE, "02-Distill.ipynb").parent
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return model, tokenizer, read_json(folder / RESULT_FILE)
 

@@ -83,8 +83,10 @@ def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error
     torch.manual_seed(seed)  # a newly initialised head is the same on every run
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
+        # float32 whatever the checkpoint holds: transformers 5 loads a float16 checkpoint as float16 by default,
+        # and a half-precision model cannot be trained under fp16 mixed precision (its master weights are fp32).
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_labels, trust_remote_code=False, output_loading_info=True
+            source, num_labels=num_labels, trust_remote_code=False, output_loading_info=True, dtype=torch.float32
         )
     except (OSError, ValueError, ConnectionError) as exc:
         raise on_error(exc) from exc

@@ -235,3 +235,22 @@ def test_training_arguments_precision_follows_the_device(tmp_path):
     assert args.fp16 is (cfg.fp16 and cuda)
     assert args.use_cpu is (not cuda)
     assert args.ddp_find_unused_parameters is False
+
+
+def test_fp32_rows_say_whether_tf32_was_allowed(monkeypatch):
+    """The GPU run's fp32 rows ran ~3x faster in one process than in another: record the fp32 matmul mode."""
+    from kdlab.benchmark import benchmark_models, fp32_matmul_mode, tiny_models
+
+    import kdlab.benchmark as bench
+
+    cuda = torch.device("cuda")
+    assert bench._cuda_tf32_allowed() is (torch.get_float32_matmul_precision() != "highest"
+                                          or bool(torch.backends.cuda.matmul.allow_tf32))
+    monkeypatch.setattr(bench, "_cuda_tf32_allowed", lambda: False)
+    assert fp32_matmul_mode(cuda) == "ieee"
+    monkeypatch.setattr(bench, "_cuda_tf32_allowed", lambda: True)
+    assert fp32_matmul_mode(cuda) == "tf32"
+    assert fp32_matmul_mode(torch.device("cpu")) == "ieee"
+    table = benchmark_models(tiny_models((1,)), batch_sizes=[1], seq_len=4, precisions=["fp32", "int8"], warmup=0,
+                             repeats=1, num_threads=1, measure_disk=False)
+    assert list(table["fp32_matmul"]) == ["ieee", ""]
