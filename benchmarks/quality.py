@@ -1,13 +1,13 @@
-"""Distillation quality on real SST-2: teacher, `ce`, `hinton`, `minilm` students of one profile.
+"""Distillation quality on real SST-2 over several seeds: `ce`, `hinton`, `minilm` students of one profile.
 
-Prints dev accuracy with 95% intervals, retention (student / teacher), McNemar's paired test of each student
-against `ce`, and wall time; appends a dated section to BENCHMARKS.md.
+Each variant is trained once per seed (the data and the teacher fixed; the training seed varied: data order and
+dropout). Prints and appends to BENCHMARKS.md: the per-seed accuracies, mean ± sd per variant, and paired
+comparisons (seed-level t-test; a bootstrap over seeds and sentences). Runs are saved under
+``runs/quality/<tag>/seed-S/<variant>/`` and reused, so a long job can be stopped and started again.
 
-    python benchmarks/quality.py                                  # cpu profile on ../shared/data/sst2
-    python benchmarks/quality.py --set max_train_samples=16000 --tag more-data
-    python benchmarks/quality.py --profile smoke --output /tmp/B.md   # seconds, synthetic data
-
-Students are written under runs/quality/<tag>/ (the teacher is the profile's, fine-tuned once and reused).
+    python benchmarks/quality.py --seeds 5                          # cpu profile on ../shared/data/sst2
+    python benchmarks/quality.py --seeds 5 --tag transfer-4k --set max_train_samples=16000 labelled_train_samples=4000
+    python benchmarks/quality.py --profile smoke --seeds 2 --no-write   # seconds, synthetic data
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import ast
 import datetime as dt
 import json
-import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from kdlab import lab  # noqa: E402
 from kdlab.config import VARIANTS  # noqa: E402
-from kdlab.distill import distill  # noqa: E402
-from kdlab.metrics import mcnemar  # noqa: E402
+from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.seeds import comparison_table, seed_list, seed_table, train_seeds  # noqa: E402
+
+PAIRS = (("minilm", "ce"), ("hinton", "ce"), ("minilm", "hinton"))
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -41,79 +43,75 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sst2"),
-                        help="data source (folder, 'hub' or 'synthetic'); default ../shared/data/sst2")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--tag", default="defaults")
-    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args(argv)
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sst2"),
+                   help="data source (folder, 'hub' or 'synthetic'); default ../shared/data/sst2")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3; 5 for BENCHMARKS.md)")
+    p.add_argument("--first-seed", type=int, default=None, help="first seed (default: the profile's)")
+    p.add_argument("--tag", default="defaults")
+    p.add_argument("--root", default=str(ROOT / "runs" / "quality"), help="where runs are saved (per tag)")
+    p.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    p.add_argument("--no-write", action="store_true")
+    return p.parse_args(argv)
 
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     overrides = parse_overrides(args.set)
-    data_source = "synthetic" if args.profile == "smoke" and args.data == parser.get_default("data") else args.data
+    overrides.setdefault("eval_steps", None)  # no mid-training evaluations: the final model is what is compared
+    default_data = ROOT.parent / "shared" / "data" / "sst2"
+    data_source = "synthetic" if args.profile.startswith("smoke") and args.data == str(default_data) else args.data
     cfg = lab.setup(args.profile, data=data_source, **overrides)
     start = time.perf_counter()
     teacher = lab.prepare_teacher(cfg)
-    teacher_ready = time.perf_counter() - start
+    teacher_seconds = time.perf_counter() - start
     data = lab.load_data(cfg)
     labels = list(data["validation"]["label"])
     t_eval = lab.evaluate(cfg, teacher.model, teacher.tokenizer, data)
-    rows = [dict(model="teacher", layers=t_eval["layers"], **_acc(t_eval), retention="100%", p_vs_ce="",
-                 train_s=(lab.results(cfg).get("teacher_finetune") or {}).get("train_seconds"))]
-    predictions = {}
-    for variant in args.variants.split(","):
-        result = distill(cfg, teacher.model, teacher.tokenizer, data, variant,
-                         output_dir=ROOT / "runs" / "quality" / args.tag / variant, resume=False)
-        predictions[variant] = result.predictions
-        m = result.metrics
-        rows.append(dict(model=variant, layers=cfg.student_layers, **_acc(m),
-                         retention=f"{m['accuracy'] / t_eval['accuracy']:.1%}", p_vs_ce="",
-                         train_s=round(result.train_seconds)))
-        print(json.dumps({"tag": args.tag, **rows[-1]}), flush=True)
-    if "ce" in predictions:
-        for row in rows[1:]:
-            if row["model"] != "ce":
-                test = mcnemar(labels, predictions[row["model"]], predictions["ce"])
-                row["p_vs_ce"] = f"{test['p_value']:.3f} (+{test['a_only']}/-{test['b_only']})"
+    variants = args.variants.split(",")
+    seeds = seed_list(cfg.seed if args.first_seed is None else args.first_seed, args.seeds)
+    root = Path(args.root) / args.tag
+    rows = train_seeds(cfg, teacher.model, teacher.tokenizer, data, variants, seeds, root,
+                       log=lambda msg: print(f"[{args.tag}] {msg}", flush=True))
+    summary = seed_table(rows, variants)
+    summary["retention_%"] = summary["mean_%"] / (100 * t_eval["accuracy"]) * 100
+    comparisons = comparison_table(rows, [p for p in PAIRS if p[0] in variants and p[1] in variants], labels)
     wall = time.perf_counter() - start
-    table = _markdown(rows)
-    print(table)
+    result = {"tag": args.tag, "profile": cfg.profile, "overrides": overrides, "seeds": seeds,
+              "teacher_accuracy": t_eval["accuracy"], "summary": summary.to_dict(orient="records"),
+              "comparisons": comparisons.to_dict(orient="records"),
+              "runs": [{k: v for k, v in r.items() if k != "predictions"} for r in rows], "wall_seconds": wall}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "summary.json").write_text(json.dumps(result, indent=2))
+    per_seed = markdown_table(summary[["variant", "seeds", "mean_%", "sd_%", "min_%", "max_%", "retention_%",
+                                       "per_seed_%"]])
+    compared = markdown_table(comparisons[["a", "b", "seeds", "mean_diff", "sd_diff", "wins", "t_p", "boot_low",
+                                           "boot_high", "boot_p", "a_only", "b_only"]]) if len(comparisons) else ""
+    print(per_seed, "", compared, sep="\n")
     if not args.no_write:
-        changed = {k: getattr(cfg, k) for k in overrides}
-        section = [
-            f"\n## Quality: `{args.tag}` — {dt.date.today().isoformat()}",
-            "",
-            f"Command: `python benchmarks/quality.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ",
-            f"Machine: {platform.processor() or platform.machine()}, {lab.environment()['cpu_count']} cores, "
-            f"torch threads {lab.environment()['torch_threads']}; profile `{cfg.profile}`, overrides {changed or 'none'}; "
-            f"teacher {'reused' if teacher_ready < 60 else 'fine-tuned'} ({teacher_ready:.0f} s); wall {wall / 60:.1f} min.  ",
-            f"Students: {cfg.student_layers} layers, {len(data['train'])} training sentences, {cfg.num_epochs:g} epochs, "
-            f"lr {cfg.learning_rate:g}, T={cfg.temperature:g}, α={cfg.alpha:g} β={cfg.beta:g} γ={cfg.gamma:g} "
-            f"δ={cfg.delta:g}; dev n={len(labels)}. `p_vs_ce`: exact McNemar p (+right only / −wrong only vs ce).",
-            "",
-            table,
-            "",
+        command = "python benchmarks/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+        n_train, n_labelled = len(data["train"]), sum(1 for y in data["train"]["label"] if y != -100)
+        notes = [
+            f"profile `{cfg.profile}`, overrides {overrides}; teacher {t_eval['accuracy']:.1%} dev "
+            f"({'reused' if teacher_seconds < 60 else f'fine-tuned in {teacher_seconds:.0f} s'}); wall {wall / 60:.1f} min",
+            f"students: {cfg.student_layers} layers, {n_train:,} training sentences ({n_labelled:,} labelled"
+            f"{'; `ce` trains on the labelled ones only' if n_labelled < n_train else ''}), {cfg.num_epochs:g} epochs, "
+            f"lr {cfg.learning_rate:g}, batch {cfg.batch_size}, T={cfg.temperature:g}, α={cfg.alpha:g} β={cfg.beta:g} "
+            f"γ={cfg.gamma:g} δ={cfg.delta:g}; dev n={len(labels)}; seeds {seeds} (training seed: order, dropout)",
+            "mean_diff/sd_diff in points (a − b); t_p: paired t-test over seeds; boot_*: 95% interval and p of a "
+            "bootstrap over seeds and sentences; a_only/b_only: discordant sentences summed over seeds",
         ]
-        with open(args.output, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(section))
-        print(f"appended to {args.output}")
-    return 0
-
-
-def _acc(m: dict) -> dict:
-    return {"accuracy": f"{m['accuracy']:.1%}", "95% CI": f"[{m['acc_low']:.1%}, {m['acc_high']:.1%}]",
-            "f1": f"{m['f1']:.3f}"}
-
-
-def _markdown(rows: list[dict]) -> str:
-    import pandas as pd
-
-    return pd.DataFrame(rows).to_markdown(index=False)
+        lines = report_header(command, "cpu", lab.environment()["torch_threads"], notes)
+        lines += ["", per_seed, "", compared]
+        path = append_markdown(args.output, f"Quality over {len(seeds)} seeds: `{args.tag}` — "
+                                            f"{dt.date.today().isoformat()}", lines)
+        print(f"appended to {path}")
+    return result
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

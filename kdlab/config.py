@@ -54,6 +54,9 @@ class KDConfig:
     max_train_samples: int | None = None  # first N training sentences after a seeded shuffle; None = all
     max_eval_samples: int | None = None  # first N dev sentences; None = the whole dev split
     teacher_train_samples: int | None = None  # sentences to fine-tune the teacher on; None = max_train_samples
+    # Unlabelled transfer set: of the students' max_train_samples sentences, only the first N keep their gold label;
+    # the rest are distilled from the teacher's soft labels alone (CE skips them; a `ce` student trains on the N).
+    labelled_train_samples: int | None = None  # None = every student sentence labelled
     # --- loss: L = alpha*CE + beta*KD + gamma*attention + delta*value -------------------------------------
     temperature: float = 4.0  # Hinton temperature T (KD term is multiplied by T^2)
     alpha: float = 0.1  # weight of cross-entropy with the gold labels
@@ -134,7 +137,11 @@ class KDConfig:
         for name in ("batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise KDLabError(f"{name}={getattr(self, name)} must be at least 1.")
-        for name in ("max_train_samples", "max_eval_samples", "teacher_train_samples"):
+        if (self.labelled_train_samples is not None and self.max_train_samples is not None
+                and self.labelled_train_samples > self.max_train_samples):
+            raise KDLabError(f"labelled_train_samples={self.labelled_train_samples} is more than max_train_samples="
+                             f"{self.max_train_samples}: the labelled sentences are part of the students' sentences.")
+        for name in ("max_train_samples", "max_eval_samples", "teacher_train_samples", "labelled_train_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise KDLabError(f"{name}={value}: an empty subset cannot train or evaluate anything; use None for all.")
@@ -301,8 +308,8 @@ def default_profile() -> str:
     return "full" if torch.cuda.is_available() else "cpu"
 
 
-_OPTIONAL_INTS = ("max_train_samples", "max_eval_samples", "teacher_train_samples", "num_threads", "eval_steps",
-                  "save_steps")
+_OPTIONAL_INTS = ("max_train_samples", "max_eval_samples", "teacher_train_samples", "labelled_train_samples",
+                  "num_threads", "eval_steps", "save_steps")
 
 
 def _coerce(name: str, value: str, template):

@@ -15,6 +15,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_fro
 from kdlab.errors import KDLabError
 
 HUB_DATASET = ("nyu-mll/glue", "sst2")
+UNLABELLED = -100  # label of a transfer-set sentence: no gold label; CE skips it, the KD terms still use it
 FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
 LABEL_NAMES = ["negative", "positive"]
 
@@ -170,13 +171,35 @@ def load_sst2(
     return DatasetDict(train=train, validation=dev)
 
 
-def check_labels(dataset: Dataset, num_labels: int, where: str = "dataset") -> None:
-    """Every label must be an integer in ``0..num_labels-1``; an empty dataset is an error too."""
+def hide_labels(train: Dataset, labelled: int) -> Dataset:
+    """Keep the gold label of the first ``labelled`` rows; the others become an unlabelled transfer set
+    (label ``UNLABELLED`` = -100): distilled students learn from them through the teacher's soft labels only, a CE
+    student cannot use them. Rows come from a seeded shuffle (``load_sst2``), so the labelled part is a fair sample.
+    """
+    if not 1 <= labelled <= len(train):
+        raise KDLabError(f"labelled_train_samples={labelled}: must be between 1 and the {len(train)} training "
+                         "sentences (use None for all labelled).")
+    train = train.cast_column("label", Value("int64"))  # a ClassLabel cannot hold -100
+    return train.map(lambda row, i: {"label": row["label"] if i < labelled else UNLABELLED}, with_indices=True,
+                     desc="hide labels")
+
+
+def labelled_only(dataset: Dataset) -> Dataset:
+    """The rows that have a gold label (drops the unlabelled transfer set)."""
+    if UNLABELLED not in set(dataset["label"]):
+        return dataset
+    return dataset.filter(lambda row: row["label"] != UNLABELLED, desc="labelled rows")
+
+
+def check_labels(dataset: Dataset, num_labels: int, where: str = "dataset", allow_unlabelled: bool = False) -> None:
+    """Every label must be an integer in ``0..num_labels-1`` (or ``UNLABELLED`` when ``allow_unlabelled``, for
+    a transfer set); an empty dataset is an error too."""
     if len(dataset) == 0:
         raise KDLabError(f"{where}: the dataset is empty.")
     if "label" not in dataset.column_names or "sentence" not in dataset.column_names:
         raise KDLabError(f"{where}: needs columns 'sentence' and 'label', has {dataset.column_names}.")
-    bad = sorted({int(x) for x in dataset["label"] if not 0 <= int(x) < num_labels})
+    allowed = {UNLABELLED} if allow_unlabelled else set()
+    bad = sorted({int(x) for x in dataset["label"] if not 0 <= int(x) < num_labels and int(x) not in allowed})
     if bad:
         raise KDLabError(
             f"{where}: labels {bad} do not fit a {num_labels}-label teacher (expected 0..{num_labels - 1})."
@@ -184,9 +207,11 @@ def check_labels(dataset: Dataset, num_labels: int, where: str = "dataset") -> N
 
 
 def label_balance(dataset: Dataset) -> dict[str, int]:
-    """``{"negative": n0, "positive": n1}``."""
+    """``{"negative": n0, "positive": n1}``, plus ``"unlabelled"`` when the split holds a transfer set."""
     labels = dataset["label"]
-    return {name: sum(1 for x in labels if x == i) for i, name in enumerate(LABEL_NAMES)}
+    counts = {name: sum(1 for x in labels if x == i) for i, name in enumerate(LABEL_NAMES)}
+    unlabelled = sum(1 for x in labels if x == UNLABELLED)
+    return {**counts, "unlabelled": unlabelled} if unlabelled else counts
 
 
 def tokenize(ds: DatasetDict, tokenizer, max_length: int) -> DatasetDict:

@@ -23,7 +23,7 @@ from transformers import Trainer, TrainingArguments
 from kdlab.artifacts import atomic_dir, atomic_write_json, read_json
 from kdlab.capture import QKVCapture, num_heads
 from kdlab.config import VARIANTS, KDConfig
-from kdlab.data import check_labels, tokenize
+from kdlab.data import UNLABELLED, check_labels, labelled_only, tokenize
 from kdlab.errors import KDLabError
 from kdlab.hidden import HiddenStateDistiller, resolve_hidden_layer_map
 from kdlab.losses import DistillationLoss
@@ -314,8 +314,8 @@ def train_and_save(
     resume: bool = True,
 ) -> TrainResult:
     """Train ``model`` with ``loss_fn``, evaluate on ``data["validation"]``, save it whole to ``output_dir``."""
-    for split in ("train", "validation"):
-        check_labels(data[split], model.config.num_labels, where=f"{split} split")
+    check_labels(data["train"], model.config.num_labels, where="train split", allow_unlabelled=loss_fn.needs_teacher)
+    check_labels(data["validation"], model.config.num_labels, where="validation split")
     tokenized = tokenize(data, tokenizer, cfg.max_length)
     checkpoint_dir = Path(checkpoint_dir)
     stamp = {"name": name, "config": cfg.to_dict(), "loss": vars(loss_fn)}
@@ -346,6 +346,8 @@ def train_and_save(
         "train_seconds": seconds,
         "resumed_from": resume_from,
         "train_samples": len(data["train"]),
+        "labelled_samples": sum(1 for y in data["train"]["label"] if y != UNLABELLED),
+        "predictions": [int(p) for p in predictions],  # dev predictions, in dataset order (paired tests, reuse)
         "loss": vars(loss_fn),
         "config": cfg.to_dict(),
         "history": trainer.state.log_history,
@@ -385,6 +387,8 @@ def distill(
         student = build_student(cfg, teacher, tokenizer)  # cut from the teacher, or cfg.student loaded on its own
     if loss_fn.needs_teacher:
         check_distillation_setup(loss_fn, teacher, student)  # before tokenising: layer ranges, relation heads
+    else:  # a CE student has nothing to learn from the unlabelled transfer set: it trains on the labelled rows
+        data = DatasetDict(train=labelled_only(data["train"]), validation=data["validation"])
     run_dir = cfg.run_dir()
     return train_and_save(
         student, tokenizer, data, cfg, loss_fn,

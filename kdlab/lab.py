@@ -72,9 +72,18 @@ def load_data(cfg: KDConfig, for_teacher: bool = False):
     """SST-2 for the students (``max_train_samples``) or for fine-tuning the teacher (``teacher_train_samples``).
 
     Both subsets come from the same seeded shuffle, so the students' sentences are a subset of the teacher's.
+    With ``labelled_train_samples`` the students' sentences beyond that many lose their labels (an unlabelled
+    transfer set, ``kdlab.data.hide_labels``); the teacher's never do.
     """
+    from datasets import DatasetDict
+
+    from kdlab.data import hide_labels
+
     n = (cfg.teacher_train_samples or cfg.max_train_samples) if for_teacher else cfg.max_train_samples
-    return load_sst2(cfg.data, n, cfg.max_eval_samples, cfg.seed)
+    data = load_sst2(cfg.data, n, cfg.max_eval_samples, cfg.seed)
+    if for_teacher or cfg.labelled_train_samples is None or cfg.labelled_train_samples >= len(data["train"]):
+        return data
+    return DatasetDict(train=hide_labels(data["train"], cfg.labelled_train_samples), validation=data["validation"])
 
 
 def teacher_dir(cfg: KDConfig) -> Path:

@@ -185,6 +185,25 @@ def value_mse_loss(
         return _mean_over_real_queries(sq, mask)
 
 
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Cross-entropy with the gold labels, per example, where a label exists:
+
+        CE = (1/B) Σ_b 1[y_b ≠ ignore] · (−log softmax(z_b)[y_b])
+
+    ``logits`` ``[B, C]``, ``labels`` ``[B]`` (``ignore_index`` = an unlabelled transfer-set sentence). Dividing by
+    the batch size B (not by the number of labelled rows) keeps every labelled example's weight the same whatever
+    batch it falls in; with every row labelled this is the ordinary mean CE. A batch without labels gives 0 (with
+    a gradient path, so mixed-precision scaling still sees the graph)."""
+    logits = logits.float()
+    labelled = labels != ignore_index
+    if bool(labelled.all()):
+        return F.cross_entropy(logits, labels)
+    if not bool(labelled.any()):
+        return logits.sum() * 0.0
+    per_example = F.cross_entropy(logits[labelled], labels[labelled], reduction="sum")
+    return per_example / labels.shape[0]
+
+
 @dataclass
 class DistillationLoss:
     """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relation heads + λ_h·hidden], every component returned
@@ -277,7 +296,7 @@ class DistillationLoss:
         """
         parts: dict[str, torch.Tensor] = {}
         if self.alpha > 0:
-            parts["ce"] = F.cross_entropy(student_logits.float(), labels)
+            parts["ce"] = masked_cross_entropy(student_logits, labels)
         if self.beta > 0:
             if teacher_logits is None:
                 raise KDLabError("the KD term (beta > 0) needs teacher_logits.")
