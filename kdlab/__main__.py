@@ -4,6 +4,8 @@
   under ``runs/<profile>/executed/``, stop at the first failing cell (notebook and cell named), print the results.
 - ``report RUN_DIR``: print the summary of a finished run and mark targets met or missed.
 - ``clean [--check] [NOTEBOOK ...]``: strip outputs from notebooks (``--check``: only report, exit 1 if any).
+- ``solutions OUT_DIR``: write solved copies of the notebooks (exercises filled from ``kdlab.solutions``).
+- ``grade SUBMISSIONS_DIR [--rubric R] [--out DIR]``: gradebook CSVs, feedback per student, reflections.
 - ``colab-links [--repo OWNER/NAME] [--branch B] [--check]``: point every "Open in Colab" badge and Colab install
   line at the repository (default: ``kdlab.colab.REPO``); ``--check`` only reports, exit 1 if any differs.
 """
@@ -16,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOKS = ("01-Setup.ipynb", "02-Distill.ipynb", "03-Inference.ipynb", "04-Benchmark.ipynb")
+from kdlab.assignments import NOTEBOOKS
 
 
 def lab_root() -> Path:
@@ -132,11 +134,35 @@ def main(argv: list[str] | None = None) -> int:
     cl = sub.add_parser("clean", help="strip outputs from notebooks")
     cl.add_argument("--check", action="store_true", help="only check; exit 1 if any notebook has outputs")
     cl.add_argument("paths", nargs="*", help="notebooks (default: the four lab notebooks)")
+    sol = sub.add_parser("solutions", help="write solved copies of the notebooks (instructors)")
+    sol.add_argument("out_dir", help="folder for the solved notebooks")
+    gr = sub.add_parser("grade", help="grade a folder of submissions (one folder or .zip per student)")
+    gr.add_argument("submissions", help="folder holding one folder or .zip per student")
+    gr.add_argument("--rubric", help="rubric TOML (default: kdlab/rubric.toml)")
+    gr.add_argument("--out", default="grades", help="output folder (default: ./grades)")
+    gr.add_argument("--timeout", type=float, default=60.0, help="seconds per exercise re-check (default 60)")
     links = sub.add_parser("colab-links", help="point the Open-in-Colab badges and install lines at a repository")
     links.add_argument("--repo", help="GitHub OWNER/NAME (default: kdlab.colab.REPO)")
     links.add_argument("--branch", help="branch (default: kdlab.colab.BRANCH)")
     links.add_argument("--check", action="store_true", help="only check; exit 1 if any link differs")
     args = parser.parse_args(argv)
+    if args.command == "solutions":
+        from kdlab.assignments import write_solutions
+
+        written = write_solutions(lab_root(), args.out_dir, NOTEBOOKS)
+        print("solved copies written:", *written, sep="\n  ")
+        return 0
+    if args.command == "grade":
+        from kdlab.errors import KDLabError
+        from kdlab.grade import grade_all
+
+        try:
+            grades = grade_all(args.submissions, args.out, args.rubric, args.timeout)
+        except KDLabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{len(grades)} submission(s) graded: {Path(args.out) / 'gradebook.csv'}, feedback/, reflections.md")
+        return 0
     if args.command == "colab-links":
         from kdlab import colab
 

@@ -210,7 +210,7 @@ def _max_abs_diff(engine: Engine, reference: nn.Module, batch: dict) -> float:
 
 
 def _rows_for_batch(models: dict, engines: dict, batch_size: int, seq_len: int, device: torch.device,
-                    threads: int, warmup: int, repeats: int, vocab_size: int | None) -> list[dict]:
+                    threads: int, warmup: int, repeats: int, vocab_size: int | None, inputs=None) -> list[dict]:
     """Rows of one batch size: check outputs, measure memory, then time every ready engine round-robin."""
     rows, steps = [], []
     dev_name = device_name(device)
@@ -223,7 +223,11 @@ def _rows_for_batch(models: dict, engines: dict, batch_size: int, seq_len: int, 
         if engine.status != "ok":
             continue
         vocab = vocab_size or model.config.vocab_size
-        batches = random_batches(batch_size, seq_len, vocab, device)
+        if inputs is None:
+            batches = random_batches(batch_size, seq_len, vocab, device)
+        else:
+            batches = [{k: v.to(device) for k, v in b.items()} for b in inputs(batch_size)]
+            row["seq"] = float(np.mean([b["input_ids"].shape[1] for b in batches]))  # mean padded length
         reference = engines[(name, "fp32")].module if (name, "fp32") in engines else _on_device(model, device)
         row["max_abs_diff"] = _max_abs_diff(engine, reference, batches[0])
         if precision == "onnx" and not row["max_abs_diff"] <= ONNX_TOLERANCE:
@@ -262,6 +266,7 @@ def benchmark_models(
     reference: str | None = None,
     vocab_size: int | None = None,
     measure_disk: bool = True,
+    inputs=None,
 ):
     """Latency, memory and size of every model at every precision and batch size → a pandas DataFrame.
 
@@ -269,6 +274,8 @@ def benchmark_models(
     are timed round-robin, ``warmup`` rounds then ``repeats`` timed rounds. ``reference`` names the teacher
     for the speedup columns (default: the first model). ``num_threads`` is set for the run and restored after;
     the ``threads`` column reports it. ``measure_disk=False`` skips writing the weights to measure ``disk_MB``.
+    ``inputs(batch_size) -> [batch, ...]`` replaces the random ``seq_len`` batches (``real_length_inputs``: real
+    sentences, dynamic padding; the ``seq`` column then holds the mean padded length).
     """
     import pandas as pd
 
@@ -285,7 +292,7 @@ def benchmark_models(
             disk = {key: (e.disk_bytes() / MB if measure_disk and e.disk_bytes else math.nan) for key, e in engines.items()}
             for batch_size in batch_sizes:
                 batch_rows = _rows_for_batch(models, engines, batch_size, seq_len, dev, threads, warmup, repeats,
-                                             vocab_size)
+                                             vocab_size, inputs)
                 for row in batch_rows:
                     row["disk_MB"] = disk[(row["model"], row["precision"])]
                 rows.extend(batch_rows)
@@ -295,6 +302,24 @@ def benchmark_models(
                 engine.cleanup()
     add_speedups(rows, reference)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def real_length_inputs(tokenizer, sentences: list[str], max_length: int = 128, count: int = 4, seed: int = 0):
+    """``inputs`` for ``benchmark_models``: ``count`` batches of real sentences drawn at random (seeded), each
+    padded to its own longest sentence as the lab's evaluation pads them — SST-2 sentences are short, so this is
+    the latency a deployed model sees, unlike random ids padded to 128."""
+    rng = np.random.default_rng(seed)
+
+    def make(batch_size: int) -> list[dict]:
+        batches = []
+        for _ in range(count):
+            picks = rng.choice(len(sentences), size=batch_size, replace=batch_size > len(sentences))
+            chosen = [sentences[i] for i in picks]
+            enc = tokenizer(chosen, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            batches.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+        return batches
+
+    return make
 
 
 def time_forward(model: nn.Module, batch_size: int, seq_len: int, device: str = "cpu", precision: str = "fp32",

@@ -63,7 +63,7 @@ if "google.colab" in sys.modules:
 
 def colab_cell(repo: str = REPO, branch: str = BRANCH) -> str:
     """The source of every notebook's first code cell."""
-    return COLAB_CELL.format(uploaded=UPLOADED, source=install_source(repo, branch))
+    return COLAB_CELL.format(uploaded=UPLOADED, source=install_source(repo, branch)).strip("\n")
 
 
 def stale_imports(watched=None) -> dict[str, tuple[str, str]]:

@@ -48,6 +48,7 @@ class KDConfig:
     # tiny random BERT over the smoke vocabulary; optional intermediate=N). Keep student_layers equal to its depth.
     student: str | None = None
     extra_student_layers: list[int] = field(default_factory=lambda: [4])  # extra sizes shown in tables/benchmarks
+    student_init: str = "teacher"  # "teacher": layers copied from the teacher; "random": same shape, random weights
     # --- data ---------------------------------------------------------------------------------------------
     data: str = "hub"  # "hub" (nyu-mll/glue sst2), "synthetic", or a local folder (GLUE TSVs or save_to_disk)
     max_length: int = 128  # tokens per sentence after truncation (batches are padded dynamically)
@@ -63,7 +64,7 @@ class KDConfig:
     beta: float = 0.4  # weight of the KD term T^2 KL(p_t^T || p_s^T)
     gamma: float = 0.3  # weight of MiniLM self-attention distribution transfer (last layer)
     delta: float = 0.2  # weight of MiniLM value-relation transfer (last layer)
-    relation_style: str = "kl"  # "kl": MiniLM (KL of relations); "mse": the seed's MSE on attention and A.V
+    relation_style: str = "kl"  # "kl": MiniLM (KL of relations); "mse": the course text's MSE on attention and A.V
     # --- optional extra terms of the `minilm` variant (`ce` and `hinton` stay the plain baselines) -----------
     # MiniLMv2 relation heads (kdlab.relations): any head counts; relation_heads must divide both Q/K/V widths.
     relation_weight: float = 0.0  # weight of the summed relation KLs; 0 = off
@@ -93,6 +94,8 @@ class KDConfig:
     save_steps: int | None = None  # checkpoint every N steps; None = once per epoch
     # --- lab flow -------------------------------------------------------------------------------------------
     compare_variants: bool = True  # 02-Distill also trains the `ce` and `hinton` students
+    num_seeds: int = 1  # 02-Distill trains each compared student with this many seeds (spread in 03)
+    challenges: bool = False  # run the optional challenge cells at the end of 02 and 04
     runs_dir: str = "runs"  # artifacts go to <runs_dir>/<profile>/
     bench_repeats: int = 50  # timed repetitions per benchmark row
     bench_warmup: int = 5  # untimed warm-up runs per benchmark row
@@ -130,6 +133,11 @@ class KDConfig:
             raise KDLabError(
                 f"relation_style={self.relation_style!r} is unknown: use one of {', '.join(RELATION_STYLES)}."
             )
+        if self.student_init not in ("teacher", "random"):
+            raise KDLabError(f"student_init={self.student_init!r}: use 'teacher' (copy alternate teacher layers) or "
+                             "'random' (same shape, random weights).")
+        if self.num_seeds < 1:
+            raise KDLabError(f"num_seeds={self.num_seeds}: train at least one seed.")
         if self.student_layers < 1:
             raise KDLabError(f"student_layers={self.student_layers}: a student needs at least 1 encoder layer.")
         if self.teacher_finetune not in ("auto", "yes", "no"):
@@ -216,7 +224,7 @@ def validate_extra_terms(relation_weight: float, relation_heads: int | None, rel
 
 
 PROFILES: dict[str, dict] = {
-    # The seed lab: BERT-base SST-2 teacher from the Hub, full SST-2, 6-layer student, FP16 on CUDA.
+    # The course's setup: BERT-base SST-2 teacher from the Hub, full SST-2, 6-layer student, FP16 on CUDA.
     "full": dict(),
     # A real run on a 2-core CPU: all-MiniLM-L6-v2 (6L, 384 wide) fine-tuned on all 67k SST-2 training sentences
     # as the teacher, 3-layer students on 16k of them, the whole dev set. With a teacher fine-tuned on only the

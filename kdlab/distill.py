@@ -262,6 +262,7 @@ def training_arguments(cfg: KDConfig, output_dir: str | Path, learning_rate: flo
         train_sampling_strategy="group_by_length",
         ddp_find_unused_parameters=False,  # under torchrun every student parameter takes part in the loss
         report_to="none",
+        disable_tqdm=False,  # keep the progress bar even when the lab quiets transformers' logging to errors
         seed=cfg.seed,
         dataloader_num_workers=0,
     )
@@ -295,6 +296,7 @@ class TrainResult:
     train_seconds: float
     resumed_from: str | None = None
     predictions: np.ndarray = field(default=None, repr=False)
+    reused: bool = False  # loaded from a saved run of the same settings instead of trained
 
 
 def train_and_save(
@@ -362,6 +364,14 @@ def train_and_save(
     return TrainResult(model, metrics, trainer.state.log_history, Path(output_dir), seconds, resume_from, predictions)
 
 
+def loss_for(cfg: KDConfig, variant: str) -> DistillationLoss:
+    """The loss of ``variant`` under ``cfg`` (``ce``: CE only; ``hinton``: α·CE + β·KD; ``minilm``: all terms)."""
+    if variant not in VARIANTS:
+        raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+    return DistillationLoss.for_variant(variant, cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta,
+                                        cfg.relation_style, **loss_extras(cfg))
+
+
 def distill(
     cfg: KDConfig,
     teacher: torch.nn.Module,
@@ -371,18 +381,16 @@ def distill(
     student: torch.nn.Module | None = None,
     output_dir: str | Path | None = None,
     resume: bool = True,
+    checkpoint_name: str | None = None,
 ) -> TrainResult:
     """Train the ``variant`` student (``ce``, ``hinton`` or ``minilm``) and save it to ``output_dir``
     (default ``<run_dir>/students/<variant>``). The student defaults to ``cfg.student_layers`` layers cut from
     the teacher (``cfg.layer_map`` or alternate layers), or, when ``cfg.student`` names one, a student loaded on
     its own that shares the teacher's tokenizer (any depth, width and head count). The ``minilm`` variant adds
     the config's optional relation-head / hidden-state terms. With ``resume`` an interrupted run of the same
-    config continues from its last complete checkpoint.
+    config continues from its last complete checkpoint (kept in ``checkpoints/<checkpoint_name or variant>``).
     """
-    if variant not in VARIANTS:
-        raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
-    loss_fn = DistillationLoss.for_variant(variant, cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta,
-                                           cfg.relation_style, **loss_extras(cfg))
+    loss_fn = loss_for(cfg, variant)
     if student is None:
         student = build_student(cfg, teacher, tokenizer)  # cut from the teacher, or cfg.student loaded on its own
     if loss_fn.needs_teacher:
@@ -393,7 +401,7 @@ def distill(
     return train_and_save(
         student, tokenizer, data, cfg, loss_fn,
         output_dir or run_dir / "students" / variant,
-        run_dir / "checkpoints" / variant,
+        run_dir / "checkpoints" / (checkpoint_name or variant),
         teacher=teacher if loss_fn.needs_teacher else None,
         learning_rate=cfg.learning_rate, epochs=cfg.num_epochs, warmup_steps=cfg.warmup_steps,
         name=variant, resume=resume,

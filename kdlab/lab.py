@@ -1,20 +1,22 @@
 """The lab's steps, shared by the notebooks and ``python -m kdlab run``.
 
-Each notebook calls these; they read and write ``runs/<profile>/``:
-``config.json``, ``teacher/`` (when the teacher was fine-tuned here), ``students/<variant>/``,
-``results.json`` (every number the report needs) and ``report.md``.
+Each notebook calls these; they read and write ``runs/<profile>/``: ``config.json``, ``teacher/`` (when the
+teacher was fine-tuned here), ``students/<name>/`` (``experiments/<tag>/<name>/`` for experiments),
+``results.json`` (every number the report needs) and ``report.md``. Tables and comparisons for display are in
+``kdlab.tables``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from pathlib import Path
 
 import torch
 
-from kdlab.artifacts import read_json, require, update_json
-from kdlab.config import KDConfig, load_config
+from kdlab.artifacts import read_json, update_json
+from kdlab.config import VARIANTS, KDConfig, load_config
 from kdlab.data import load_sst2
 from kdlab.distill import RESULT_FILE, finetune_teacher
 from kdlab.errors import KDLabError
@@ -24,16 +26,34 @@ RESULTS = "results.json"
 # Config fields that decide what the fine-tuned teacher is: a saved teacher is reused only if they match.
 TEACHER_FIELDS = ("teacher", "teacher_finetune", "data", "max_length", "teacher_learning_rate", "teacher_epochs",
                   "batch_size", "warmup_steps", "weight_decay", "seed", "max_eval_samples")
+# Config fields that do not change what a trained student is (display, timing, bookkeeping).
+NOT_TRAINING_FIELDS = ("runs_dir", "num_threads", "bench_repeats", "bench_warmup", "logging_steps", "eval_steps",
+                       "save_steps", "compare_variants", "extra_student_layers", "eval_batch_size", "num_seeds",
+                       "challenges")
+
+
+def quiet() -> None:
+    """Fewer lines between the lab's own output: no per-file progress bars ("Loading weights", "Writing model
+    shards", datasets' "tokenize"/"map") and no library warnings below errors. The trainer keeps its progress bar."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
 
 
 def setup(profile: str | None = None, **overrides) -> KDConfig:
-    """Load and validate the config, seed everything, pin CPU threads if asked, save ``config.json``."""
+    """Load and validate the config, seed everything, pin CPU threads if asked, quiet the libraries, save
+    ``config.json``."""
     from transformers import set_seed
 
     cfg = load_config(profile, **overrides)
     set_seed(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    quiet()
     cfg.run_dir().mkdir(parents=True, exist_ok=True)
     cfg.save(cfg.run_dir() / "config.json")
     return cfg
@@ -86,6 +106,7 @@ def load_data(cfg: KDConfig, for_teacher: bool = False):
     return DatasetDict(train=hide_labels(data["train"], cfg.labelled_train_samples), validation=data["validation"])
 
 
+# --- the teacher ---------------------------------------------------------------------------------------------------
 def teacher_dir(cfg: KDConfig) -> Path:
     return cfg.run_dir() / "teacher"
 
@@ -131,6 +152,14 @@ def lab_teacher(cfg: KDConfig) -> Teacher:
     return teacher
 
 
+def initial_student(cfg: KDConfig, teacher: Teacher):
+    """The student the config asks for, before any training (cut from the teacher or loaded on its own)."""
+    from kdlab.student import build_student
+
+    return build_student(cfg, teacher.model, teacher.tokenizer)
+
+
+# --- results.json ------------------------------------------------------------------------------------------------
 def results(cfg: KDConfig) -> dict:
     return read_json(cfg.run_dir() / RESULTS, default={}) or {}
 
@@ -140,48 +169,11 @@ def record(cfg: KDConfig, **entries) -> dict:
     return update_json(cfg.run_dir() / RESULTS, entries)
 
 
-def student_dir(cfg: KDConfig, variant: str) -> Path:
-    return cfg.run_dir() / "students" / variant
-
-
-def load_student(cfg: KDConfig, variant: str):
-    """A saved student (model, tokenizer, its kdlab.json record); stops if 02-Distill has not saved it."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    folder = require(student_dir(cfg, variant) / RESULT_FILE, "02-Distill.ipynb").parent
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    return model, tokenizer, read_json(folder / RESULT_FILE)
-
-
-def trained_variants(cfg: KDConfig) -> list[str]:
-    """Variants with a saved student, in the lab's order."""
-    from kdlab.config import VARIANTS
-
-    return [v for v in VARIANTS if (student_dir(cfg, v) / RESULT_FILE).is_file()]
-
-
-def config_table(cfg: KDConfig):
-    """The config as a two-column table (field, value) for display."""
-    import pandas as pd
-
-    return pd.DataFrame(list(cfg.to_dict().items()), columns=["field", "value"]).set_index("field")
-
-
-def data_summary(data) -> "object":
-    """Rows per split with label balance."""
-    import pandas as pd
-
-    from kdlab.data import label_balance
-
-    return pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split)} for name, split in data.items()])
-
-
 def evaluate(cfg: KDConfig, model, tokenizer, data, key: str | None = None, device: str | None = None,
              **extra) -> dict:
     """Accuracy/F1 with 95% interval on the dev split; stored under ``key`` in results.json when given.
 
-    Returns the metrics plus ``probs``/``predictions`` arrays (those are not stored).
+    Returns the metrics plus ``probs``/``predictions`` arrays (the predictions are stored too, for paired tests).
     """
     from kdlab.capture import encoder_layers
     from kdlab.metrics import evaluate_model
@@ -191,169 +183,180 @@ def evaluate(cfg: KDConfig, model, tokenizer, data, key: str | None = None, devi
     m = evaluate_model(model, tokenizer, data["validation"], cfg.max_length, cfg.eval_batch_size, device)
     m.update(layers=len(encoder_layers(model)), params=count_parameters(model), **extra)
     if key:
-        stored = _storable(m)
+        stored = storable(m)
         stored["predictions"] = [int(p) for p in m["predictions"]]
         record(cfg, **{key: stored})
     return m
 
 
-def _storable(metrics: dict) -> dict:
+def storable(metrics: dict) -> dict:
     """The JSON-friendly part of an ``evaluate`` result (without the ``probs``/``predictions`` arrays)."""
     return {k: v for k, v in metrics.items() if k not in ("probs", "predictions")}
 
 
-def layer_map_table(student):
-    """Which teacher layer each student layer was copied from."""
-    import pandas as pd
-
-    mapping = getattr(student.config, "kdlab_layer_map", None) or []
-    return pd.DataFrame({"student layer": range(len(mapping)), "teacher layer": mapping})
+# --- students ------------------------------------------------------------------------------------------------------
+def student_dir(cfg: KDConfig, name: str, tag: str | None = None) -> Path:
+    """``students/<name>`` for the lab's students, ``experiments/<tag>/<name>`` for an experiment's."""
+    return cfg.run_dir() / ("students" if tag is None else Path("experiments") / tag) / name
 
 
-def train_variant(cfg: KDConfig, teacher: Teacher, data, variant: str):
-    """Distil one variant (``ce``/``hinton``/``minilm``), save it, store its dev metrics in results.json."""
+def config_differences(saved: dict, cfg: KDConfig) -> dict[str, tuple]:
+    """``{field: (saved, now)}`` for the fields that change what a student is (``NOT_TRAINING_FIELDS`` aside)."""
+    now = cfg.to_dict()
+    return {k: (saved.get(k), now[k]) for k in now if k not in NOT_TRAINING_FIELDS and saved.get(k) != now[k]}
+
+
+def load_student(cfg: KDConfig, variant: str, tag: str | None = None, allow_other_settings: bool = False):
+    """A saved student (model, tokenizer, its kdlab.json record).
+
+    Stops, naming the notebook to run, when 02-Distill has not saved it; stops, naming what differs, when it was
+    trained under other settings than ``cfg`` (01-Setup re-run with new ones) unless ``allow_other_settings``.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = student_dir(cfg, variant, tag)
+    record_ = read_json(folder / RESULT_FILE)
+    if not record_:
+        raise KDLabError(f"{folder} holds no trained student: run 02-Distill.ipynb first (same KDLAB_PROFILE).")
+    entries = results(cfg).get("students") if tag is None else (results(cfg).get("experiments") or {}).get(tag)
+    own = ((entries or {}).get(variant) or {}).get("settings") or {}  # e.g. ce-random's student_init="random"
+    differ = config_differences(record_.get("config", {}), dataclasses.replace(cfg, **own) if own else cfg)
+    if differ and not allow_other_settings:
+        listed = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in sorted(differ.items()))
+        raise KDLabError(f"the saved `{variant}` student was trained under other settings ({listed}). Run "
+                         "02-Distill.ipynb again with the current settings, or pass allow_other_settings=True to "
+                         "use it anyway.")
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return model, tokenizer, record_
+
+
+def trained_variants(cfg: KDConfig, tag: str | None = None) -> list[str]:
+    """Names with a saved student: the lab's variants first, in order, then any others (e.g. ``ce-random``)."""
+    root = student_dir(cfg, "x", tag).parent
+    saved = sorted(p.parent.name for p in root.glob(f"*/{RESULT_FILE}")) if root.is_dir() else []
+    return [v for v in VARIANTS if v in saved] + [v for v in saved if v not in VARIANTS]
+
+
+def _saved_result(folder: Path, cfg: KDConfig, variant: str):
+    """A TrainResult for a student saved in ``folder`` with exactly ``cfg`` and ``variant``'s loss, else None."""
+    import numpy as np
+
+    from kdlab.distill import TrainResult, loss_for
+
+    record_ = read_json(folder / RESULT_FILE)
+    if not record_ or record_.get("config") != cfg.to_dict() or record_.get("predictions") is None:
+        return None
+    if record_.get("loss") != vars(loss_for(cfg, variant)):
+        return None
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
+    return TrainResult(model, record_["metrics"], record_["history"], folder, record_["train_seconds"],
+                       record_.get("resumed_from"), np.asarray(record_["predictions"]), reused=True)
+
+
+def train_variant(cfg: KDConfig, teacher: Teacher, data, variant: str, name: str | None = None,
+                  tag: str | None = None, retrain: bool = False, **overrides):
+    """Train one student and save it; store its dev metrics in results.json.
+
+    ``variant``: the loss (``ce``, ``hinton``, ``minilm``). ``name``: what the student is called (default the
+    variant; e.g. ``ce-random`` with ``student_init="random"``). ``overrides``: config fields for this student
+    only (``temperature=8``, ``student_layers=4``...). ``tag``: an experiment; it is saved under
+    ``experiments/<tag>/<name>`` and recorded under ``results["experiments"][tag]``, so it never replaces the lab's
+    students. A student already saved with the same settings is reused instead of trained again (``retrain=True``
+    forces training); its history comes back from its saved record.
+    """
     from kdlab.distill import distill
 
-    result = distill(cfg, teacher.model, teacher.tokenizer, data, variant)
-    students = results(cfg).get("students") or {}
-    students[variant] = {**result.metrics, "train_seconds": result.train_seconds, "layers": cfg.student_layers,
-                         "predictions": [int(p) for p in result.predictions], "resumed_from": result.resumed_from}
-    record(cfg, students=students)
+    cfg_v = dataclasses.replace(cfg, **overrides).validate() if overrides else cfg
+    name = name or variant
+    folder = student_dir(cfg, name, tag)
+    result = None if retrain else _saved_result(folder, cfg_v, variant)
+    if result is None:
+        result = distill(cfg_v, teacher.model, teacher.tokenizer, data, variant, output_dir=folder,
+                         checkpoint_name=name if tag is None else f"{tag}-{name}")
+    entry = {**result.metrics, "train_seconds": result.train_seconds, "layers": cfg_v.student_layers,
+             "predictions": [int(p) for p in result.predictions], "resumed_from": result.resumed_from,
+             "variant": variant, "student_init": cfg_v.student_init, "reused": result.reused,
+             "settings": {k: getattr(cfg_v, k) for k in overrides}}
+    res = results(cfg)
+    if tag is None:
+        record(cfg, students={**(res.get("students") or {}), name: entry})
+    else:
+        experiments = res.get("experiments") or {}
+        experiments[tag] = {**experiments.get(tag, {}), name: entry}
+        record(cfg, experiments=experiments)
     return result
 
 
-def loss_sanity_checks(temperature: float = 4.0):
-    """Toy-tensor checks shown in 02-Distill: KD is 0 for equal logits, scales with T², relations vanish for
-    identical inputs and ignore padding."""
+def histories(cfg: KDConfig, names=None, tag: str | None = None) -> dict[str, list[dict]]:
+    """The training log of each saved student (from its kdlab.json): after a kernel restart too."""
+    names = names or trained_variants(cfg, tag)
+    out = {}
+    for name in names:
+        record_ = read_json(student_dir(cfg, name, tag) / RESULT_FILE)
+        if record_:
+            out[name] = record_.get("history", [])
+    return out
+
+
+def loss_weights(cfg: KDConfig, names=None, tag: str | None = None) -> dict[str, dict]:
+    """Each saved student's loss settings (``vars(DistillationLoss)``: alpha, beta, gamma, delta, temperature...)."""
+    names = names or trained_variants(cfg, tag)
+    return {n: (read_json(student_dir(cfg, n, tag) / RESULT_FILE) or {}).get("loss", {}) for n in names}
+
+
+def sweep(cfg: KDConfig, teacher: Teacher, data, variant: str, settings: dict[str, dict], tag: str):
+    """Train ``variant`` once per entry of ``settings`` (``{name: {field: value, ...}}``) as experiment ``tag``
+    (saved under ``experiments/<tag>/``, reused when already trained with the same settings) → a DataFrame:
+    name, the settings, accuracy, its 95% interval, train seconds."""
     import pandas as pd
 
-    from kdlab.losses import attention_distribution_loss, kd_loss, value_relation_loss
-
-    g = torch.Generator().manual_seed(0)
-    z_s, z_t = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
-    q, k, v = (torch.randn(2, 4, 6, 8, generator=g) for _ in range(3))
-    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
-    q_pad = q.clone()
-    q_pad[0, :, 4:] = 100.0  # garbage in padded positions
-    plain_kl = kd_loss(z_s, z_t, temperature) / temperature**2
-    rows = [
-        ("KD(z, z) for equal logits", kd_loss(z_t, z_t, temperature).item(), "0"),
-        ("KD(z_s, z_t) / T²", plain_kl.item(), "KL at temperature T"),
-        ("KD(z_s, z_t)", kd_loss(z_s, z_t, temperature).item(), f"T² = {temperature**2:g} times the line above"),
-        ("attention loss, identical Q/K", attention_distribution_loss(q, k, q, k, mask).item(), "0"),
-        ("value-relation loss, identical V", value_relation_loss(v, v, mask).item(), "0"),
-        ("attention loss, different Q/K", attention_distribution_loss(q, k, q.flip(0), k, mask).item(), "> 0"),
-        ("... same with garbage in padding", attention_distribution_loss(q_pad, k, q.flip(0), k, mask).item(),
-         "equal to the line above"),
-        *_extra_loss_checks(g, mask),
-    ]
-    return pd.DataFrame(rows, columns=["check", "value", "expected"])
+    rows = []
+    for name, overrides in settings.items():
+        result = train_variant(cfg, teacher, data, variant, name=name, tag=tag, **overrides)
+        m = result.metrics
+        rows.append({"name": name, **overrides, "accuracy_%": 100 * m["accuracy"], "low_%": 100 * m["acc_low"],
+                     "high_%": 100 * m["acc_high"], "train_s": result.train_seconds, "reused": result.reused})
+    return pd.DataFrame(rows)
 
 
-def _extra_loss_checks(g: torch.Generator, mask: torch.Tensor) -> list[tuple]:
-    """Rows for the optional cross-architecture terms (MiniLMv2 relation heads, hidden-state MSE): a 64-wide
-    teacher against a 32-wide student, so the head counts and widths differ."""
-    from kdlab.hidden import HiddenStateDistiller
-    from kdlab.losses import value_relation_loss
-    from kdlab.relations import relation_heads_loss, split_relation_heads
+def seed_runs(cfg: KDConfig, teacher: Teacher, data, names=("ce", "hinton", "minilm"), train: bool = True):
+    """Rows for ``kdlab.seeds`` over ``cfg.num_seeds`` seeds of the lab's students: the first seed is the lab's
+    own student (``students/<name>``), the others are trained (``train``) or loaded from ``runs/<profile>/seeds/``."""
+    from kdlab.seeds import run_folder, saved_run, seed_list, train_seeds
 
-    t_states = tuple(torch.randn(2, 6, 64, generator=g) for _ in range(3))  # teacher Q, K, V  [B, S, 64]
-    s_states = tuple(torch.randn(2, 6, 32, generator=g) for _ in range(3))  # student Q, K, V  [B, S, 32]
-    s_pad = tuple(x.clone() for x in s_states)
-    for x in s_pad:
-        x[0, 4:] = 100.0  # garbage in padded positions
-    v_t = t_states[2]
-    with torch.random.fork_rng(devices=[]):  # a fixed projection, without touching the caller's random state
-        torch.manual_seed(0)
-        distiller = HiddenStateDistiller(32, 64, [[1, 1]])
-    h_s, h_t = torch.randn(2, 6, 32, generator=g), torch.randn(2, 6, 64, generator=g)
-    hidden = distiller((h_s, h_s), (h_t, h_t), mask).item()
-    return [
-        ("(optional) relation heads, teacher 64 wide vs student 32 wide, 4 relation heads",
-         relation_heads_loss(s_states, t_states, mask, 4).item(), "> 0"),
-        ("... same with garbage in padding", relation_heads_loss(s_pad, t_states, mask, 4).item(),
-         "equal to the line above"),
-        ("(optional) relation heads V-V only, identical V, 4 heads = 4 relation heads",
-         relation_heads_loss(t_states, t_states, mask, 4, ("vv",)).item(), "0"),
-        ("(optional) |MiniLM value relation − relation heads V-V|, V vs flipped V, 4 heads each",
-         abs(value_relation_loss(split_relation_heads(v_t, 4), split_relation_heads(v_t.flip(0), 4), mask).item()
-             - relation_heads_loss(t_states, tuple(x.flip(0) for x in t_states), mask, 4, ("vv",)).item()),
-         "0: with equal heads they are the same loss"),
-        ("(optional) hidden-state MSE through a 32→64 projection", hidden, "> 0"),
-    ]
+    students = results(cfg).get("students") or {}
+    rows = [{"variant": n, "seed": cfg.seed, **{k: students[n][k] for k in ("accuracy", "acc_low", "acc_high", "f1")},
+             "train_seconds": students[n].get("train_seconds"), "predictions": students[n]["predictions"]}
+            for n in names if n in students and "predictions" in students[n]]
+    extra = seed_list(cfg.seed, cfg.num_seeds)[1:]
+    root = cfg.run_dir() / "seeds"
+    if train and extra:
+        rows += train_seeds(cfg, teacher.model, teacher.tokenizer, data, list(names), extra, root)
+    else:
+        for seed in extra:
+            for n in names:
+                row = saved_run(root, seed, n, dataclasses.replace(cfg, seed=seed))
+                if row is None and (run_folder(root, seed, n) / RESULT_FILE).is_file():
+                    continue  # trained under other settings: left out
+                if row is not None:
+                    rows.append(row)
+    return rows
 
 
-def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[str, dict], labels) -> "object":
-    """Accuracy table with 95% intervals, retention and McNemar p-value of each student against ``ce``.
-
-    ``*_metrics`` are dicts from ``evaluate`` (with ``predictions``); the table is stored as ``comparison``.
-    """
-    from kdlab.metrics import mcnemar
-    from kdlab.report import accuracy_table
-
-    res = results(cfg)
-    students = res.get("students") or {}
-    for variant, m in student_metrics.items():
-        entry = students.get(variant, {})
-        entry.update(_storable(m))
-        if "ce" in student_metrics and variant != "ce":
-            test = mcnemar(labels, m["predictions"], student_metrics["ce"]["predictions"])
-            entry.update(mcnemar_vs_ce_p=test["p_value"], right_only_vs_ce=test["a_only"],
-                         wrong_only_vs_ce=test["b_only"])
-        students[variant] = entry
-    res.update(students=students, teacher={**(res.get("teacher") or {}), **_storable(teacher_metrics)})
-    table = accuracy_table(res)
-    record(cfg, students=res["students"], teacher=res["teacher"], comparison=table.to_dict(orient="records"))
-    return table
-
-
-def side_by_side(models: dict, sentences: list[str], max_length: int = 128):
-    """Each model's predicted label and P(positive) for the given sentences."""
-    import pandas as pd
-
-    from kdlab.data import LABEL_NAMES
-    from kdlab.metrics import predict_proba
-
-    table = pd.DataFrame({"sentence": sentences})
-    for name, (model, tokenizer) in models.items():
-        probs = predict_proba(model, tokenizer, sentences, max_length)
-        table[f"{name}"] = [LABEL_NAMES[i] for i in probs.argmax(-1)]
-        table[f"{name} P(pos)"] = probs[:, 1].round(3)
-    return table
-
-
-def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10):
-    """Where teacher and student disagree: counts of who is right, and the first ``limit`` examples."""
-    import numpy as np
-    import pandas as pd
-
-    from kdlab.data import LABEL_NAMES
-
-    labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))
-    differ = np.flatnonzero(teacher_pred != student_pred)
-    counts = {
-        "disagreements": int(differ.size),
-        "teacher right": int((teacher_pred[differ] == labels[differ]).sum()),
-        "student right": int((student_pred[differ] == labels[differ]).sum()),
-    }
-    examples = pd.DataFrame({
-        "sentence": [sentences[i] for i in differ[:limit]],
-        "gold": [LABEL_NAMES[labels[i]] for i in differ[:limit]],
-        "teacher": [LABEL_NAMES[teacher_pred[i]] for i in differ[:limit]],
-        "student": [LABEL_NAMES[student_pred[i]] for i in differ[:limit]],
-    })
-    return counts, examples
-
-
+# --- benchmark inputs ----------------------------------------------------------------------------------------------
 def benchmark_lineup(cfg: KDConfig, teacher: Teacher, student) -> dict:
     """Models 04-Benchmark times: the teacher, the distilled student, and students of ``extra_student_layers``
-    cut from the teacher (untrained: speed does not depend on the weights)."""
+    cut from the teacher. The extra sizes are untrained — named ``student-<L>L (untrained)``: their speed is real
+    (it does not depend on the weights), they have no accuracy, and no recommendation picks them."""
     from kdlab.capture import encoder_layers
     from kdlab.student import init_student_from_teacher
 
     models = {"teacher": teacher.model, f"student-{len(encoder_layers(student))}L": student}  # benchmark copies them
     for layers in cfg.extra_student_layers:
-        models[f"student-{layers}L"] = init_student_from_teacher(teacher.model, layers)
+        models[f"student-{layers}L (untrained)"] = init_student_from_teacher(teacher.model, layers)
     return models
 
 

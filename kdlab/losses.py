@@ -146,7 +146,7 @@ def _masked_attention(q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor) 
 def attention_mse_loss(
     q_s: torch.Tensor, k_s: torch.Tensor, q_t: torch.Tensor, k_t: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
-    """The seed lab's simpler variant: MSE between attention probabilities.
+    """The course text's simpler variant: MSE between attention probabilities.
 
         L = mean over (heads, real query, real key) of (A_s − A_t)²,  then mean over the batch.
     """
@@ -166,7 +166,7 @@ def value_mse_loss(
     q_t: torch.Tensor, k_t: torch.Tensor, v_t: torch.Tensor,
     attention_mask: torch.Tensor,
 ) -> torch.Tensor:
-    """The seed lab's simpler variant: MSE between attention outputs A·V (needs equal head widths).
+    """The course text's simpler variant: MSE between attention outputs A·V (needs equal head widths).
 
         L = mean over (heads, real query, feature) of (A_s V_s − A_t V_t)²,  then mean over the batch.
     """
@@ -209,7 +209,7 @@ class DistillationLoss:
     """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relation heads + λ_h·hidden], every component returned
     for logging.
 
-    ``relation_style="kl"`` uses MiniLM's KL losses; ``"mse"`` the seed's MSE on attention and A·V.
+    ``relation_style="kl"`` uses MiniLM's KL losses; ``"mse"`` the course text's MSE on attention probabilities and on A·V.
     Optional cross-architecture terms: ``relation_weight`` · MiniLMv2 relation heads (``kdlab.relations``;
     ``relation_heads`` relation heads over layer ``relation_teacher_layer`` / ``relation_student_layer``,
     any head counts) and ``hidden_weight`` · hidden-state MSE through learned projections (``kdlab.hidden``;

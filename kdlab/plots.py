@@ -32,32 +32,93 @@ def temperature_demo(model, tokenizer, sentence: str, temperatures=(1, 4, 10)):
         bars = ax.bar(np.arange(len(p)) + i * width, p, width, label=f"T = {t}")
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, ["negative", "positive"])
-    ax.set(ylim=(0, 1.1), ylabel="probability", title=f"Teacher softmax(z/T): “{sentence[:40]}”")
+    import textwrap
+
+    ax.set(ylim=(0, 1.1), ylabel="probability")
+    ax.set_title("Teacher softmax(z/T) for: " + "\n".join(textwrap.wrap(f"“{sentence}”", 70)), fontsize=9)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def training_curves(histories: dict[str, list[dict]]):
-    """Left: loss components of each variant per logging step. Right: dev accuracy per evaluation."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4))
-    styles = {"loss": "-", "loss_ce": "--", "loss_kd": "-.", "loss_attention": ":", "loss_value": (0, (1, 3))}
+LOSS_TERMS = (("loss_ce", "alpha", "CE (hard labels)"), ("loss_kd", "beta", "KD (soft labels, ×T²)"),
+              ("loss_attention", "gamma", "self-attention distribution"), ("loss_value", "delta", "value relation"))
+
+
+def training_curves(histories: dict[str, list[dict]], weights: dict[str, dict] | None = None):
+    """One panel per loss term, each term multiplied by its weight in that student's objective (what the
+    optimiser sees), one line per student; last panel: dev accuracy during training. ``weights``:
+    ``{student: {"alpha": .., "beta": .., "gamma": .., "delta": ..}}`` (from ``vars(loss)``); without it the
+    raw terms are drawn."""
+    terms = [t for t in LOSS_TERMS if any(t[0] in h for hist in histories.values() for h in hist)]
+    fig, axes = plt.subplots(1, len(terms) + 1, figsize=(3.6 * (len(terms) + 1), 3.4))
     colors = dict(zip(histories, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for variant, history in histories.items():
-        train = [h for h in history if "loss" in h and "eval_loss" not in h]
-        for key, style in styles.items():
-            points = [(h["step"], h[key]) for h in train if key in h]
-            if points and (key != "loss_ce" or variant != "ce"):
+    for ax, (key, weight_name, label) in zip(axes, terms):
+        for name, history in histories.items():
+            w = (weights or {}).get(name, {}).get(weight_name, 1.0)
+            points = [(h["step"], w * h[key]) for h in history if key in h and "eval_loss" not in h]
+            if points and w > 0:
                 x, y = zip(*points)
-                ax_loss.plot(x, y, ls=style, color=colors[variant], label=f"{variant}: {key}")
+                ax.plot(x, y, color=colors[name], label=name)
+        ax.set(xlabel="step", title=("weighted " if weights else "") + label, yscale="log")
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("loss term × its weight" if weights else "loss term")
+    ax_acc = axes[-1]
+    for name, history in histories.items():
         evals = [(h["step"], h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
         if evals:
             x, y = zip(*evals)
-            ax_acc.plot(x, y, marker="o", color=colors[variant], label=variant)
-    ax_loss.set(xlabel="step", ylabel="loss", title="Training loss components", yscale="log")
-    ax_loss.legend(fontsize=7, ncol=2)
-    ax_acc.set(xlabel="step", ylabel="dev accuracy", title="Dev accuracy during training")
-    ax_acc.legend()
+            ax_acc.plot(x, [100 * v for v in y], marker="o", color=colors[name], label=name)
+    ax_acc.set(xlabel="step", ylabel="dev accuracy (%)", title="dev accuracy")
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def kd_gradient_vs_temperature(temperatures=(1, 2, 4, 8, 16, 32), num_classes: int = 5, batch: int = 512,
+                               seed: int = 0):
+    """Size of the KD gradient on the student's logits as T grows, with and without the T² factor.
+
+    ∂/∂z_s of T²·KL(p_t^T ‖ p_s^T) is T·(p_s^T − p_t^T): for large T it tends to (z_s − z_t)/C, a constant, while
+    without T² the gradient shrinks like 1/T². Random logits, ``num_classes`` classes; mean L2 norm per example."""
+    from kdlab.losses import kd_loss
+
+    g = torch.Generator().manual_seed(seed)
+    z_t = torch.randn(batch, num_classes, generator=g) * 3
+    z_s0 = torch.randn(batch, num_classes, generator=g) * 3
+    with_t2, without = [], []
+    for t in temperatures:
+        z_s = z_s0.clone().requires_grad_(True)
+        kd_loss(z_s, z_t, t).backward()
+        norm = float(z_s.grad.norm(dim=-1).mean() * batch)  # undo the batch mean: per-example gradient size
+        with_t2.append(norm)
+        without.append(norm / t**2)
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    ax.plot(temperatures, with_t2, marker="o", label="T² · KL  (kdlab, Hinton)")
+    ax.plot(temperatures, without, marker="s", label="KL without T²")
+    ax.set(xscale="log", yscale="log", xlabel="temperature T", ylabel="‖∂L/∂z_student‖ per example",
+           title=f"KD gradient vs T ({num_classes} classes, random logits)")
+    ax.set_xticks(temperatures, [f"{t:g}" for t in temperatures])
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def multiclass_temperature_demo(logits, class_names, temperatures=(1, 4, 10), title: str = ""):
+    """softmax(z/T) of one set of logits over several classes: at T = 1 only the top class is visible; a higher T
+    shows how the teacher ranks the wrong classes (dark knowledge, 暗知識); T → ∞ is uniform (no information)."""
+    logits = torch.as_tensor(logits, dtype=torch.float32)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(temperatures)
+    x = np.arange(len(class_names))
+    for i, t in enumerate(temperatures):
+        p = torch.softmax(logits / t, -1).numpy()
+        bars = ax.bar(x + i * width, p, width, label=f"T = {t:g}")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x + width * (len(temperatures) - 1) / 2, class_names, fontsize=8)
+    ax.set(ylim=(0, 1.1), ylabel="probability", title=title or "softmax(z / T) over five classes")
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -79,17 +140,20 @@ def last_layer_attention(model, tokenizer, sentence: str, head: int | None = Non
 
 
 def attention_maps(models: dict, tokenizer, sentence: str):
-    """Last-layer attention (mean over heads) of each model for one sentence, side by side."""
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.2))
+    """Last-layer attention (mean over heads) of each model for one sentence, side by side, on one colour scale
+    with one colour bar (so the panels can be compared)."""
+    maps = {name: last_layer_attention(model, tokenizer, sentence) for name, model in models.items()}
+    vmax = max(float(att.max()) for _, att in maps.values())
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 0.8, 4.4))
     axes = np.atleast_1d(axes)
-    for ax, (name, model) in zip(axes, models.items()):
-        tokens, att = last_layer_attention(model, tokenizer, sentence)
-        ax.imshow(att, cmap="viridis", vmin=0)
+    image = None
+    for ax, (name, (tokens, att)) in zip(axes, maps.items()):
+        image = ax.imshow(att, cmap="viridis", vmin=0, vmax=vmax)
         ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
         ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
         ax.set_title(name, fontsize=10)
-    fig.suptitle("Last-layer self-attention (mean over heads); rows = queries, columns = keys")
-    fig.tight_layout()
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="attention weight")
+    fig.suptitle("Last-layer self-attention, mean over heads (rows: queries, columns: keys)", fontsize=10)
     return fig
 
 
@@ -137,6 +201,18 @@ def accuracy_vs_latency(points: list[dict]):
         ax.annotate(p["name"], (p["p50_ms"], 100 * p["accuracy"]), textcoords="offset points", xytext=(6, 4))
     ax.set(xlabel="P50 latency per batch (ms)", ylabel="dev accuracy (%)",
            title="Accuracy vs latency (error bars: 95% interval)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_plot(table, x: str, title: str = ""):
+    """Dev accuracy (with its 95% interval) against one swept setting: ``table`` from ``lab.sweep``."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    xs = table[x].astype(str) if table[x].dtype == object else table[x]
+    ax.errorbar(xs, table["accuracy_%"], yerr=[table["accuracy_%"] - table["low_%"], table["high_%"] - table["accuracy_%"]],
+                fmt="o-", capsize=4)
+    ax.set(xlabel=x, ylabel="dev accuracy (%)", title=title or f"accuracy vs {x} (one seed; bars: 95% interval)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

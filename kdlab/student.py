@@ -183,10 +183,30 @@ def load_student_model(name_or_path: str, num_labels: int = 2, seed: int = 0):
     return model.float().eval(), tokenizer
 
 
+def random_student_like(teacher: nn.Module, num_layers: int, seed: int = 0) -> nn.Module:
+    """A model of the teacher's class and width with ``num_layers`` encoder layers and random weights (the
+    baseline that shows what copying teacher layers is worth)."""
+    teacher_layers = len(encoder_layers(teacher))
+    if not 1 <= num_layers <= teacher_layers:
+        raise KDLabError(f"student layers must be between 1 and the teacher's {teacher_layers}, got {num_layers}.")
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = num_layers
+    config.dtype = torch.float32
+    for attr in ("kdlab_layer_map", "kdlab_teacher_layers"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return type(teacher)(config).float().eval()
+
+
 def build_student(cfg, teacher: nn.Module, teacher_tokenizer=None) -> nn.Module:
-    """The student a config asks for: cut from the teacher when ``cfg.student`` is None, else loaded with
-    ``load_student_model`` and checked to share the teacher's tokenizer (KDLabError saying what differs)."""
+    """The student a config asks for: cut from the teacher when ``cfg.student`` is None (``student_init="random"``:
+    the same shape with random weights), else loaded with ``load_student_model`` and checked to share the
+    teacher's tokenizer (KDLabError saying what differs)."""
     if cfg.student is None:
+        if getattr(cfg, "student_init", "teacher") == "random":
+            return random_student_like(teacher, cfg.student_layers, cfg.seed)
         return init_student_from_teacher(teacher, cfg.student_layers, cfg.layer_map)
     from kdlab.teacher import check_same_vocabulary
 

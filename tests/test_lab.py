@@ -91,11 +91,26 @@ def test_load_student_reads_saved_folder(tmp_path, tiny_teacher, tiny_tokenizer)
     folder = lab.student_dir(cfg, "hinton")
     tiny_teacher.save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
-    (folder / "kdlab.json").write_text(json.dumps({"name": "hinton", "metrics": {"accuracy": 0.75}}))
+    (folder / "kdlab.json").write_text(json.dumps({"name": "hinton", "metrics": {"accuracy": 0.75},
+                                                   "config": cfg.to_dict()}))
     model, tokenizer, record = lab.load_student(cfg, "hinton")
     assert record["metrics"]["accuracy"] == 0.75
     torch.testing.assert_close(_logits(model, tokenizer), _logits(tiny_teacher, tiny_tokenizer), rtol=0, atol=1e-6)
     assert lab.trained_variants(cfg) == ["hinton"]
+
+
+def test_students_of_other_settings_are_refused_naming_the_difference(tmp_path, tiny_teacher, tiny_tokenizer):
+    """03/04 must not silently reuse students trained before 01 was re-run with new settings."""
+    old = lab.setup("smoke", runs_dir=str(tmp_path), temperature=4.0)
+    folder = lab.student_dir(old, "minilm")
+    tiny_teacher.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    (folder / "kdlab.json").write_text(json.dumps({"metrics": {}, "config": old.to_dict()}))
+    new = lab.setup("smoke", runs_dir=str(tmp_path), temperature=8.0, bench_repeats=2)
+    with pytest.raises(KDLabError, match=r"temperature: trained with 4\.0, now 8\.0") as err:
+        lab.load_student(new, "minilm")
+    assert "bench_repeats" not in str(err.value)  # timing settings do not change a student
+    assert lab.load_student(new, "minilm", allow_other_settings=True)[2]["config"]["temperature"] == 4.0
 
 
 def test_student_subset_of_teacher_sentences(tmp_path):
