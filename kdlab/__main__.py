@@ -1,7 +1,9 @@
 """Command line: ``python -m kdlab run | report | clean``.
 
-- ``run [--profile P]``: execute the four notebooks in order, each in a fresh kernel, save the executed copies
-  under ``runs/<profile>/executed/``, stop at the first failing cell (notebook and cell named), print the results.
+- ``run [--profile P]``: execute the four notebooks in order with papermill, each in a fresh kernel, streaming
+  their output (training progress as a few lines per run); save the executed copies under
+  ``runs/<profile>/executed/``, stop at the first failing cell (notebook, cell and the whole error named), print
+  the results.
 - ``report RUN_DIR``: print the summary of a finished run and mark targets met or missed.
 - ``clean [--check] [NOTEBOOK ...]``: strip outputs from notebooks (``--check``: only report, exit 1 if any).
 - ``solutions OUT_DIR``: write solved copies of the notebooks (exercises filled from ``kdlab.solutions``).
@@ -30,54 +32,78 @@ def lab_root() -> Path:
 
 
 def run_notebooks(profile: str | None, notebooks: list[str], timeout: int) -> int:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    """Execute ``notebooks`` in order with papermill (a fresh kernel each, the profile injected into each
+    notebook's ``parameters`` cell), streaming their output; stop at the first failing cell."""
+    import logging
+
+    import papermill as pm
 
     from kdlab.config import load_config
+    from kdlab.progress import PROGRESS_ENV
 
     root = lab_root()
     os.chdir(root)
     cfg = load_config(profile)  # validates the profile and environment before anything runs
     os.environ["KDLAB_PROFILE"] = cfg.profile
+    os.environ[PROGRESS_ENV] = "text"  # the kernels print training progress as a few plain lines
     out_dir = cfg.run_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    papermill_log = logging.getLogger("papermill")
+    papermill_log.handlers, papermill_log.propagate = [handler], False
+    papermill_log.setLevel(logging.INFO)  # cell output, streamed as it arrives
     print(f"kdlab run: profile {cfg.profile}, artifacts in {cfg.run_dir()}", flush=True)
     total = time.perf_counter()
     timings = {}
-    for name in notebooks:
-        path = root / name
+    for number, name in enumerate(notebooks, start=1):
+        path = Path(name) if Path(name).is_absolute() else root / name
         if not path.is_file():
             print(f"error: notebook {path} not found", file=sys.stderr)
             return 2
-        nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(root)}})
         start = time.perf_counter()
-        print(f"\n=== {name} ...", flush=True)
+        print(f"\n=== {path.name} ({number}/{len(notebooks)}) · {_clock(start - total)} since the start", flush=True)
         try:
-            client.execute()
-        except CellExecutionError as exc:
-            failed = _failed_cell(nb)
-            nbformat.write(nb, out_dir / name)
-            print(f"\nFAILED in {name}, cell {failed}: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
-            print(f"The executed notebook up to the failure is in {out_dir / name}.", file=sys.stderr)
+            pm.execute_notebook(str(path), str(out_dir / path.name), parameters={"PROFILE": cfg.profile},
+                                kernel_name="python3", language="python", log_output=True, progress_bar=False,
+                                execution_timeout=timeout, cwd=str(path.parent))
+        except pm.PapermillExecutionError as exc:
+            cell, first_line = _source_cell(out_dir / path.name, exc.cell_index)
+            print(f"\nFAILED in {path.name}, cell {cell} ({first_line!r}): {exc.ename}: {exc.evalue}",
+                  file=sys.stderr)
+            print(f"The executed notebook up to the failure is in {out_dir / path.name}.", file=sys.stderr)
             return 1
-        timings[name] = time.perf_counter() - start
-        nbformat.write(nb, out_dir / name)
-        print(f"=== {name} done in {timings[name]:.0f} s", flush=True)
+        except Exception as exc:  # the kernel died (out of memory, killed), a timeout...
+            print(f"\nFAILED in {path.name}: {type(exc).__name__}: {exc}. The executed notebook up to the failure "
+                  f"is in {out_dir / path.name}.", file=sys.stderr)
+            return 1
+        timings[path.name] = time.perf_counter() - start
+        print(f"=== {path.name} done in {_clock(timings[path.name])}", flush=True)
     from kdlab.lab import record
 
     record(cfg, wall_seconds={**timings, "total": time.perf_counter() - total})
-    print(f"\nAll notebooks ran in {time.perf_counter() - total:.0f} s; executed copies in {out_dir}\n")
+    print(f"\nAll notebooks ran in {_clock(time.perf_counter() - total)}; executed copies in {out_dir}\n")
     return print_report(cfg.run_dir())
 
 
-def _failed_cell(nb) -> str:
-    for index, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                return f"#{index} (code: {cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ''!r})"
-    return "?"
+def _source_cell(executed: Path, index: int) -> tuple[int, str]:
+    """The failing cell's index in the notebook as written (papermill's copy has an injected-parameters cell and
+    error-notice cells more) and its first line."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # the copy could not be read: report papermill's index
+        return index, ""
+    cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    source = cells[index].source.strip().splitlines() if index < len(cells) else []
+    return index - sum(1 for i in injected if i < index), (source[0][:80] if source else "")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def print_report(run_dir: str | Path) -> int:
@@ -90,8 +116,9 @@ def print_report(run_dir: str | Path) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(render_markdown(results))
-    wall = (results.get("wall_seconds") or {}).get("total")
-    if wall:
+    wall = results.get("wall_seconds")
+    wall = wall.get("total") if isinstance(wall, dict) else None
+    if isinstance(wall, (int, float)):
         print(f"Wall time of the whole run: {wall / 60:.1f} min")
     checks = targets(results)
     missed = [c for c in checks if not c["met"]]
@@ -126,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the four notebooks in order and print the results")
-    run.add_argument("--profile", help="full | cpu | smoke (default: $KDLAB_PROFILE, else full on CUDA, cpu otherwise)")
+    from kdlab.config import PROFILES
+
+    run.add_argument("--profile", choices=sorted(PROFILES),
+                     help=f"one of {', '.join(PROFILES)} (default: $KDLAB_PROFILE, else full on CUDA, cpu otherwise)")
     run.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), help="run only these, in this order")
     run.add_argument("--timeout", type=int, default=7200, help="seconds allowed per cell")
     rep = sub.add_parser("report", help="print the summary of a finished run")

@@ -63,6 +63,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     try:
@@ -78,6 +79,21 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Delete what an interrupted ``atomic_dir``/``atomic_write_text`` left beside ``path`` (``.name.*.tmp``
+    folders or files, ``.name.old``); the target itself is untouched. Returns what was removed."""
+    path = Path(path)
+    removed = []
+    for orphan in [*path.parent.glob(f".{path.name}.*.tmp"), path.with_name(f".{path.name}.old")]:
+        if orphan.is_dir():
+            shutil.rmtree(orphan, ignore_errors=True)
+            removed.append(orphan)
+        elif orphan.exists():
+            orphan.unlink(missing_ok=True)
+            removed.append(orphan)
+    return removed
 
 
 def read_json(path: str | os.PathLike, default=None):

@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdlab.errors import KDLabError
+from kdlab.validation import (RELATION_KINDS, check_relation_kinds, check_types,  # noqa: F401 (re-exported)
+                              validate_extra_terms, validate_loss_settings)
 
 VARIANTS = ("ce", "hinton", "minilm")
 RELATION_STYLES = ("kl", "mse")
-RELATION_KINDS = ("qq", "kk", "vv")  # MiniLMv2 relation heads: Q-Q, K-K and V-V self-attention relations
 
 # Environment variables read by load_config (variable -> config field).
 ENV_OVERRIDES = {
     "KDLAB_DATA_DIR": "data",
     "KDLAB_TEACHER": "teacher",
     "KDLAB_RUNS_DIR": "runs_dir",
-    "KDLAB_MAX_TRAIN_SAMPLES": "max_train_samples",
+    "KDLAB_MAX_TRAIN_SAMPLES": "max_train_samples",  # the students'; also caps the teacher's unless set below
+    "KDLAB_TEACHER_TRAIN_SAMPLES": "teacher_train_samples",
     "KDLAB_MAX_EVAL_SAMPLES": "max_eval_samples",
     "KDLAB_EPOCHS": "num_epochs",
 }
@@ -101,6 +103,14 @@ class KDConfig:
     bench_warmup: int = 5  # untimed warm-up runs per benchmark row
     num_threads: int | None = None  # CPU threads for timing; None = all cores
 
+    def __post_init__(self):
+        # Tuples become lists (``layer_map=(0, 2)``), so a config equals its own JSON round trip and a resumed run
+        # recognises its checkpoints.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) or (isinstance(value, list) and any(isinstance(v, tuple) for v in value)):
+                setattr(self, f.name, [list(v) if isinstance(v, tuple) else v for v in value])
+
     def run_dir(self) -> Path:
         """``<runs_dir>/<profile>``: where this profile's notebooks read and write artifacts."""
         return Path(self.runs_dir) / self.profile
@@ -121,6 +131,7 @@ class KDConfig:
 
     def validate(self) -> "KDConfig":
         """Raise KDLabError for values no run can use. Returns self."""
+        check_types(self)
         validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta,
                                relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
         validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
@@ -160,67 +171,6 @@ class KDConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise KDLabError("warmup_steps and weight_decay must be >= 0.")
         return self
-
-
-def validate_loss_settings(temperature: float, alpha: float, beta: float, gamma: float, delta: float,
-                           **extra_weights: float) -> None:
-    """Reject a temperature <= 0, negative weights, or weights that are all zero.
-
-    ``extra_weights``: the optional terms' weights by name (``relation_weight=``, ``hidden_weight=``).
-    """
-    if not temperature > 0:
-        raise KDLabError(f"temperature={temperature}: the KD temperature must be > 0 (the lab uses T=4).")
-    weights = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta, **extra_weights}
-    negative = {k: v for k, v in weights.items() if v < 0}
-    if negative:
-        raise KDLabError(f"loss weights must be >= 0, got {negative}.")
-    if not any(v > 0 for v in weights.values()):
-        raise KDLabError(f"all loss weights are zero: at least one of {'/'.join(weights)} must be > 0.")
-
-
-def check_relation_kinds(kinds) -> list[str]:
-    """Relation kinds as a list of two-letter names over q/k/v (e.g. ["qq", "kk", "vv"]); KDLabError otherwise."""
-    if isinstance(kinds, str):
-        kinds = [kinds]
-    kinds = list(kinds)
-    bad = [k for k in kinds if not (isinstance(k, str) and len(k) == 2 and set(k) <= set("qkv"))]
-    if not kinds or bad:
-        raise KDLabError(
-            f"relation_kinds={kinds!r}: use two-letter names over q, k, v, e.g. {list(RELATION_KINDS)} "
-            "(MiniLMv2's Q-Q, K-K, V-V relations)."
-        )
-    if len(set(kinds)) != len(kinds):
-        raise KDLabError(f"relation_kinds={kinds!r} repeats a kind.")
-    return kinds
-
-
-def validate_extra_terms(relation_weight: float, relation_heads: int | None, relation_kinds,
-                         relation_teacher_layer: int, relation_student_layer: int,
-                         hidden_layer_map: list | None) -> None:
-    """Checks of the relation-head and hidden-state settings that need no model (weights are checked by
-    ``validate_loss_settings``; layer ranges and widths by ``kdlab.distill.check_distillation_setup``)."""
-    check_relation_kinds(relation_kinds)
-    if relation_heads is not None and (isinstance(relation_heads, bool) or not isinstance(relation_heads, int)
-                                       or relation_heads < 1):
-        raise KDLabError(f"relation_heads={relation_heads!r}: use a positive integer (or None when relation_weight=0).")
-    if relation_weight > 0 and relation_heads is None:
-        raise KDLabError(
-            "relation_weight > 0 needs relation_heads: the number of MiniLMv2 relation heads, dividing both the "
-            "teacher's and the student's hidden width (e.g. 12 for 384 and 768)."
-        )
-    for name, value in (("relation_teacher_layer", relation_teacher_layer),
-                        ("relation_student_layer", relation_student_layer)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise KDLabError(f"{name}={value!r}: use an encoder layer index (0-based; -1 = last).")
-    if hidden_layer_map is not None:
-        pairs = list(hidden_layer_map)
-        bad = [p for p in pairs if not (isinstance(p, (list, tuple)) and len(p) == 2
-                                         and all(isinstance(i, int) and not isinstance(i, bool) for i in p))]
-        if not pairs or bad:
-            raise KDLabError(
-                f"hidden_layer_map={hidden_layer_map!r}: use a non-empty list of [student_index, teacher_index] "
-                "integer pairs over hidden states (0 = embeddings, L = last layer), e.g. [[1, 2], [2, 4]]."
-            )
 
 
 PROFILES: dict[str, dict] = {
@@ -320,8 +270,8 @@ _OPTIONAL_INTS = ("max_train_samples", "max_eval_samples", "teacher_train_sample
                   "num_threads", "eval_steps", "save_steps")
 
 
-def _coerce(name: str, value: str, template):
-    """Turn an environment string into the type of the field's default."""
+def _coerce(name: str, value: str, template, env: str = ""):
+    """Turn an environment string into the type of the field's default (errors name the variable ``env``)."""
     if name in _OPTIONAL_INTS and value.lower() in ("none", "all"):
         return None
     try:
@@ -332,7 +282,8 @@ def _coerce(name: str, value: str, template):
         if isinstance(template, int) or name in _OPTIONAL_INTS:
             return int(value)
     except ValueError as exc:
-        raise KDLabError(f"{name}: expected a number, got {value!r}.") from exc
+        raise KDLabError(f"{env or name}={value!r}: expected a number for {name} (or 'none' for all where "
+                         "that makes sense).") from exc
     return value
 
 
@@ -367,8 +318,10 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
     """Build and validate the config for ``profile`` (or ``$KDLAB_PROFILE``, or the default for this machine).
 
     Precedence, lowest to highest: dataclass defaults < profile < environment (``KDLAB_DATA_DIR``,
-    ``KDLAB_TEACHER``, ``KDLAB_RUNS_DIR``, ``KDLAB_MAX_TRAIN_SAMPLES``, ``KDLAB_MAX_EVAL_SAMPLES``,
-    ``KDLAB_EPOCHS``, then any field from ``KDLAB_OVERRIDES``, a JSON object) < keyword overrides.
+    ``KDLAB_TEACHER``, ``KDLAB_RUNS_DIR``, ``KDLAB_MAX_TRAIN_SAMPLES`` (students; it also caps the teacher's
+    sentences unless ``KDLAB_TEACHER_TRAIN_SAMPLES`` is set), ``KDLAB_TEACHER_TRAIN_SAMPLES``,
+    ``KDLAB_MAX_EVAL_SAMPLES``, ``KDLAB_EPOCHS``, then any field from ``KDLAB_OVERRIDES``, a JSON object) <
+    keyword overrides.
     """
     name = profile or os.environ.get("KDLAB_PROFILE") or default_profile()
     if name not in PROFILES:
@@ -377,7 +330,12 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
     defaults = KDConfig()
     for env, field_name in ENV_OVERRIDES.items():
         if os.environ.get(env) not in (None, ""):
-            values[field_name] = _coerce(field_name, os.environ[env], getattr(defaults, field_name))
+            values[field_name] = _coerce(field_name, os.environ[env], getattr(defaults, field_name), env)
+    # A quick run with fewer student sentences should not fine-tune the teacher on all of them.
+    if os.environ.get("KDLAB_MAX_TRAIN_SAMPLES") and not os.environ.get("KDLAB_TEACHER_TRAIN_SAMPLES"):
+        cap, teacher_n = values.get("max_train_samples"), values.get("teacher_train_samples")
+        if cap is not None and teacher_n is not None and teacher_n > cap:
+            values["teacher_train_samples"] = cap
     values.update(_env_overrides())
     values.update(overrides)
     if values.get("data", "hub") not in ("hub", "synthetic"):

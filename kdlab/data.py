@@ -1,7 +1,8 @@
 """SST-2 from the Hub, a local GLUE TSV folder, a ``save_to_disk`` folder, or synthetic sentences.
 
-Every loader returns a ``DatasetDict`` with ``train`` and ``validation`` splits and columns
-``sentence`` (str) and ``label`` (0 = negative, 1 = positive), the GLUE convention.
+Every loader returns a ``DatasetDict`` with ``train`` and ``validation`` splits and columns ``sentence`` (str)
+and ``label`` (a ClassLabel: 0 = negative, 1 = positive for SST-2, the GLUE convention). Local data may have any
+number of classes, as integers 0..K-1 or as text labels; their order is recorded in the ClassLabel.
 """
 
 from __future__ import annotations
@@ -16,18 +17,46 @@ from kdlab.errors import KDLabError
 
 HUB_DATASET = ("nyu-mll/glue", "sst2")
 UNLABELLED = -100  # label of a transfer-set sentence: no gold label; CE skips it, the KD terms still use it
-FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-LABEL_NAMES = ["negative", "positive"]
+LABEL_NAMES = ["negative", "positive"]  # SST-2's (and the default for labels 0/1)
+FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
 
 
-def read_glue_tsv(path: str | Path) -> Dataset:
+def features_for(names: list[str]) -> Features:
+    return Features({"sentence": Value("string"), "label": ClassLabel(names=list(names))})
+
+
+def label_names_for(labels: list[str], where: str = "data") -> list[str]:
+    """Class names for the raw labels of a TSV: integers 0..K-1 keep their order (0/1 are SST-2's ``negative`` /
+    ``positive``), any other text labels are sorted (the order is recorded in the dataset's ClassLabel)."""
+    values = sorted(set(labels))
+    if all(v.isdigit() for v in values):
+        return integer_class_names([int(v) for v in values], where)
+    return values
+
+
+def integer_class_names(ids, where: str = "data") -> list[str]:
+    """Names for integer class ids: they must be 0..K-1 with every class present (a gap is a data error)."""
+    ids = sorted({int(i) for i in ids if int(i) != UNLABELLED})
+    if not ids:
+        return list(LABEL_NAMES)
+    gaps = sorted(set(range(ids[-1] + 1)) - set(ids))
+    if ids[0] < 0 or gaps or ids[-1] >= 1000:
+        raise KDLabError(f"{where}: integer labels must be 0..K-1 with every class present; got {ids[:12]}"
+                         f"{', …' if len(ids) > 12 else ''}" + (f" (no examples of {gaps[:12]})" if gaps else "")
+                         + ". Renumber them, or use text labels.")
+    return list(LABEL_NAMES) if ids[-1] <= 1 else [str(i) for i in range(ids[-1] + 1)]
+
+
+def read_glue_tsv(path: str | Path, names: list[str] | None = None) -> Dataset:
     """Read a GLUE-style ``sentence<TAB>label`` file with a header row, quoting off (sentences keep quotes).
 
-    Raises KDLabError naming the file and line for a row without a tab or a label other than 0/1.
+    Labels may be integers 0..K-1 or text (e.g. ``negative``/``neutral``/``positive``); ``names`` fixes the class
+    order (the training file's, for the dev file), else it comes from ``label_names_for``. KDLabError names the
+    file and line for a row without a tab or a label outside ``names``.
     """
     path = Path(path)
-    sentences, labels = [], []
-    with path.open(encoding="utf-8", newline="") as fh:
+    sentences, labels, lines = [], [], []
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a byte-order mark (Excel, Notepad) is skipped
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != ["sentence", "label"]:
@@ -35,28 +64,44 @@ def read_glue_tsv(path: str | Path) -> Dataset:
         for lineno, row in enumerate(reader, start=2):
             if len(row) < 2:
                 raise KDLabError(f"{path}:{lineno}: row has no tab between sentence and label: {row!r}.")
-            label = row[1].strip()
-            if label not in ("0", "1"):
-                raise KDLabError(
-                    f"{path}:{lineno}: label {label!r} is not 0 or 1 (SST-2 is binary: 0 negative, 1 positive)."
-                )
             sentences.append(row[0].strip())
-            labels.append(int(label))
+            labels.append(row[1].strip())
+            lines.append(lineno)
     if not sentences:
         raise KDLabError(f"{path} has a header but no rows.")
-    return Dataset.from_dict({"sentence": sentences, "label": labels}, features=FEATURES)
+    names = list(names) if names is not None else label_names_for(labels, str(path))
+    numeric = names == list(LABEL_NAMES) or names == [str(i) for i in range(len(names))]
+    index = {str(i): i for i in range(len(names))} if numeric else {n: i for i, n in enumerate(names)}
+    ids = []
+    for label, lineno in zip(labels, lines):
+        if label not in index:
+            raise KDLabError(f"{path}:{lineno}: label {label!r} is not one of the labels of the training data "
+                             f"({', '.join(index)}).")
+        ids.append(index[label])
+    return Dataset.from_dict({"sentence": sentences, "label": ids}, features=features_for(names))
 
 
 def load_tsv_folder(folder: str | Path) -> DatasetDict:
-    """``train.tsv`` + ``dev.tsv`` (GLUE layout) → DatasetDict(train, validation)."""
+    """``train.tsv`` + ``dev.tsv`` (GLUE layout) → DatasetDict(train, validation); the dev file uses the training
+    file's classes."""
     folder = Path(folder)
     missing = [name for name in ("train.tsv", "dev.tsv") if not (folder / name).is_file()]
     if missing:
         raise KDLabError(
-            f"{folder} lacks {', '.join(missing)}: a local SST-2 folder needs GLUE-style train.tsv and dev.tsv "
+            f"{folder} lacks {', '.join(missing)}: a local data folder needs GLUE-style train.tsv and dev.tsv "
             "(header 'sentence<TAB>label'), or a datasets.save_to_disk folder."
         )
-    return DatasetDict(train=read_glue_tsv(folder / "train.tsv"), validation=read_glue_tsv(folder / "dev.tsv"))
+    train = read_glue_tsv(folder / "train.tsv")
+    return DatasetDict(train=train, validation=read_glue_tsv(folder / "dev.tsv", train.features["label"].names))
+
+
+def label_names(dataset) -> list[str]:
+    """The class names of a split (its ClassLabel), SST-2's for a plain integer column."""
+    feature = dataset.features.get("label")
+    names = getattr(feature, "names", None)
+    if names:
+        return list(names)
+    return integer_class_names(dataset["label"])
 
 
 def load_hub() -> DatasetDict:
@@ -159,8 +204,18 @@ def load_sst2(
             if missing:
                 raise KDLabError(f"{folder}: save_to_disk folder lacks split(s) {sorted(missing)}.")
             ds = DatasetDict(train=ds["train"], validation=ds["validation"])
+            for name, split in ds.items():
+                if "label" in split.column_names and split.features["label"].dtype == "string":
+                    raise KDLabError(
+                        f"{folder}: the {name} split has text labels; kdlab needs integer class ids. Convert them "
+                        "first (ds = ds.class_encode_column('label'); ds.save_to_disk(...)), or save the data as "
+                        "train.tsv/dev.tsv, where text labels are mapped for you.")
+            feature = ds["train"].features.get("label")
+            names = list(getattr(feature, "names", None) or integer_class_names(
+                [*ds["train"]["label"], *ds["validation"]["label"]], str(folder)))
             for split in ds.values():
-                check_labels(split, num_labels=2, where=str(folder))
+                check_labels(split, num_labels=len(names), where=str(folder))
+            ds = DatasetDict({k: v.cast_column("label", ClassLabel(names=names)) for k, v in ds.items()})
         else:
             ds = load_tsv_folder(folder)
     train, dev = ds["train"], ds["validation"]
@@ -206,10 +261,10 @@ def check_labels(dataset: Dataset, num_labels: int, where: str = "dataset", allo
         )
 
 
-def label_balance(dataset: Dataset) -> dict[str, int]:
-    """``{"negative": n0, "positive": n1}``, plus ``"unlabelled"`` when the split holds a transfer set."""
+def label_balance(dataset: Dataset, names: list[str] | None = None) -> dict[str, int]:
+    """Rows per class (``{"negative": n0, "positive": n1}`` for SST-2), plus ``"unlabelled"`` for a transfer set."""
     labels = dataset["label"]
-    counts = {name: sum(1 for x in labels if x == i) for i, name in enumerate(LABEL_NAMES)}
+    counts = {name: sum(1 for x in labels if x == i) for i, name in enumerate(names or label_names(dataset))}
     unlabelled = sum(1 for x in labels if x == UNLABELLED)
     return {**counts, "unlabelled": unlabelled} if unlabelled else counts
 

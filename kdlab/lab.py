@@ -121,14 +121,35 @@ def _saved_teacher_matches(cfg: KDConfig) -> bool:
         saved.get(k) == getattr(cfg, k) for k in TEACHER_FIELDS)
 
 
+def class_names(cfg: KDConfig) -> list[str]:
+    """The classes of the configured data, in order (SST-2: negative, positive)."""
+    from kdlab.data import label_names
+
+    return label_names(load_data(cfg, for_teacher=True)["validation"])
+
+
+def _load_lab_teacher(source: str, cfg: KDConfig, names: list[str]) -> Teacher:
+    teacher = load_teacher(source, num_labels=len(names), seed=cfg.seed)
+    if teacher.needs_finetune:  # a new head: give it the data's class names (saved with the teacher)
+        teacher.model.config.id2label = dict(enumerate(names))
+        teacher.model.config.label2id = {n: i for i, n in enumerate(names)}
+    return teacher
+
+
 def prepare_teacher(cfg: KDConfig, force: bool = False) -> Teacher:
     """The lab's teacher, fine-tuned first when it has no trained head (or ``teacher_finetune='yes'``).
 
-    A teacher fine-tuned earlier with the same settings is reused from ``runs/<profile>/teacher``.
+    A teacher fine-tuned earlier with the same settings is reused from ``runs/<profile>/teacher``. Its number of
+    classes comes from the data.
     """
-    if not force and _saved_teacher_matches(cfg):
-        return load_teacher(str(teacher_dir(cfg)), seed=cfg.seed)
-    teacher = load_teacher(cfg.teacher, seed=cfg.seed)
+    from kdlab.preflight import preflight
+
+    saved = not force and _saved_teacher_matches(cfg)
+    preflight(cfg, str(teacher_dir(cfg)) if saved else None)  # before anything long: the student, the Hub
+    names = class_names(cfg)
+    if saved:
+        return _load_lab_teacher(str(teacher_dir(cfg)), cfg, names)
+    teacher = _load_lab_teacher(cfg.teacher, cfg, names)
     if cfg.teacher_finetune == "yes" or (cfg.teacher_finetune == "auto" and teacher.needs_finetune):
         result = finetune_teacher(cfg, teacher.model, teacher.tokenizer, load_data(cfg, for_teacher=True),
                                   teacher_dir(cfg))
@@ -141,9 +162,10 @@ def prepare_teacher(cfg: KDConfig, force: bool = False) -> Teacher:
 
 def lab_teacher(cfg: KDConfig) -> Teacher:
     """The teacher that 01-Setup prepared (for notebooks 02–04); stops if 01-Setup has not run."""
+    names = class_names(cfg)
     if _saved_teacher_matches(cfg):
-        return load_teacher(str(teacher_dir(cfg)), seed=cfg.seed)
-    teacher = load_teacher(cfg.teacher, seed=cfg.seed)
+        return _load_lab_teacher(str(teacher_dir(cfg)), cfg, names)
+    teacher = _load_lab_teacher(cfg.teacher, cfg, names)
     if teacher.needs_finetune and cfg.teacher_finetune != "no":
         raise KDLabError(
             f"{teacher_dir(cfg)} holds no fine-tuned teacher for these settings: run 01-Setup.ipynb first "

@@ -13,7 +13,6 @@ Transformers" (attention distribution transfer + value relation, last layer).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -21,13 +20,8 @@ import torch.nn.functional as F
 
 from kdlab.config import RELATION_KINDS, VARIANTS, check_relation_kinds, validate_extra_terms, validate_loss_settings
 from kdlab.errors import KDLabError
-
-_NEG = torch.finfo(torch.float32).min
-
-
-def _fp32(x: torch.Tensor) -> torch.Tensor:
-    return x.float()
-
+from kdlab.relations import relation_heads_loss
+from kdlab.self_relations import _fp32, _masked_log_relation, _mean_over_real_queries, relation_kl  # noqa: F401
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton knowledge distillation.
@@ -75,39 +69,6 @@ def _check_relation_inputs(student: tuple, teacher: tuple, attention_mask: torch
         )
     if attention_mask.shape != (b, s):
         raise KDLabError(f"{what}: attention_mask must be [batch, seq] = {(b, s)}, got {tuple(attention_mask.shape)}.")
-
-
-def _masked_log_relation(a: torch.Tensor, b: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-    """log softmax(a bᵀ / √D) over keys, padding keys excluded.  a, b: ``[B, H, S, D]`` → ``[B, H, S, S]``."""
-    scores = torch.matmul(a, b.transpose(-1, -2)) / math.sqrt(a.shape[-1])
-    return F.log_softmax(scores.masked_fill(~key_mask, _NEG), dim=-1)
-
-
-def _mean_over_real_queries(per_query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``[B, H, S]`` → scalar: mean over heads and real query positions of each example, then over the batch."""
-    q = mask[:, None, :].to(per_query.dtype)  # [B, 1, S]
-    per_example = (per_query * q).sum(dim=(1, 2)) / (q.sum(dim=(1, 2)) * per_query.shape[1]).clamp(min=1.0)
-    return per_example.mean()
-
-
-def relation_kl(
-    s_a: torch.Tensor, s_b: torch.Tensor, t_a: torch.Tensor, t_b: torch.Tensor, attention_mask: torch.Tensor
-) -> torch.Tensor:
-    """KL between teacher and student self-relations, averaged MiniLM-style.
-
-        R = softmax(a bᵀ / √D)                                     (per head, padding keys masked)
-        L = mean_batch mean_{heads, real queries} Σ_keys R_t (log R_t − log R_s)
-
-    Args:
-        s_a, s_b: student ``[B, H, S, D_s]``; t_a, t_b: teacher ``[B, H, S, D_t]``; attention_mask ``[B, S]``.
-    """
-    with torch.autocast(device_type=s_a.device.type, enabled=False):
-        mask = attention_mask.bool()
-        key_mask = mask[:, None, None, :]  # [B, 1, 1, S]
-        log_r_s = _masked_log_relation(_fp32(s_a), _fp32(s_b), key_mask)
-        log_r_t = _masked_log_relation(_fp32(t_a.detach()), _fp32(t_b.detach()), key_mask)
-        kl = (log_r_t.exp() * (log_r_t - log_r_s)).masked_fill(~key_mask, 0.0).sum(dim=-1)  # [B, H, S]
-        return _mean_over_real_queries(kl, mask)
 
 
 def attention_distribution_loss(
@@ -316,8 +277,6 @@ class DistillationLoss:
                 if self.delta > 0:
                     parts["value"] = value_mse_loss(q_s, k_s, v_s, q_t, k_t, v_t, attention_mask)
         if self.needs_relation_states:
-            from kdlab.relations import relation_heads_loss
-
             if student_relation_states is None or teacher_relation_states is None or attention_mask is None:
                 raise KDLabError("the relation-heads term (relation_weight > 0) needs student_relation_states, "
                                  "teacher_relation_states and attention_mask.")

@@ -1,7 +1,6 @@
-"""Offline metrics: accuracy with a 95% Wilson interval, F1 (binary and macro), McNemar's paired test,
-and batched prediction for any sequence classifier.
-
-``evaluate.load("accuracy")`` downloads its script from the Hub at run time, so these use scikit-learn/scipy.
+"""Metrics: accuracy and F1 through the `evaluate` package (metric modules shipped with kdlab, loaded by path:
+``kdlab.hf_metrics``), with a 95% Wilson interval; McNemar's paired test; batched prediction for any sequence
+classifier.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -24,21 +23,20 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)  # rounding gives -3e-17 at 0 correct ("-0.0%")
 
 
-def classification_metrics(labels, predictions) -> dict[str, float]:
-    """accuracy, its 95% interval (``acc_low``, ``acc_high``), F1 of the positive class, macro F1, n."""
+def classification_metrics(labels, predictions, num_labels: int | None = None) -> dict[str, float]:
+    """accuracy, its 95% interval (``acc_low``, ``acc_high``), ``f1`` (of the positive class with two classes,
+    macro-averaged with more), ``f1_macro``, n. ``num_labels`` defaults to what the labels and predictions show."""
     labels = np.asarray(labels)
     predictions = np.asarray(predictions)
     n = int(labels.size)
     correct = int((labels == predictions).sum())
     low, high = wilson_interval(correct, n)
-    return dict(
-        accuracy=correct / n,
-        acc_low=low,
-        acc_high=high,
-        f1=float(f1_score(labels, predictions, average="binary", zero_division=0)),
-        f1_macro=float(f1_score(labels, predictions, average="macro", zero_division=0)),
-        n=n,
-    )
+    from kdlab.hf_metrics import accuracy_and_f1
+
+    classes = num_labels or int(max(labels.max(initial=0), predictions.max(initial=0))) + 1
+    scores = accuracy_and_f1(predictions, labels, classes)  # evaluate's accuracy and F1 modules
+    return dict(accuracy=scores["accuracy"], acc_low=low, acc_high=high, f1=scores["f1"], f1_macro=scores["f1_macro"],
+                n=n)
 
 
 def mcnemar(labels, pred_a, pred_b) -> dict[str, float]:
@@ -60,7 +58,7 @@ def trainer_metrics(eval_pred) -> dict[str, float]:
     """``compute_metrics`` for ``transformers.Trainer``: accuracy and F1 from logits."""
     logits, labels = eval_pred
     logits = logits[0] if isinstance(logits, tuple) else logits
-    m = classification_metrics(labels, np.argmax(logits, axis=-1))
+    m = classification_metrics(labels, np.argmax(logits, axis=-1), logits.shape[-1])
     return {"accuracy": m["accuracy"], "f1": m["f1"]}
 
 
@@ -103,13 +101,13 @@ def evaluate_model(model, tokenizer, dataset, max_length: int = 128, batch_size:
     (``precision`` as in ``predict_proba``)."""
     probs = predict_proba(model, tokenizer, list(dataset["sentence"]), max_length, batch_size, device, precision)
     predictions = probs.argmax(-1)
-    metrics = classification_metrics(dataset["label"], predictions)
+    metrics = classification_metrics(dataset["label"], predictions, probs.shape[-1])
     return {**metrics, "probs": probs, "predictions": predictions}
 
 
-def confusion(labels, predictions) -> np.ndarray:
-    """2×2 confusion matrix, rows = true label, columns = predicted."""
-    return confusion_matrix(labels, predictions, labels=[0, 1])
+def confusion(labels, predictions, num_labels: int = 2) -> np.ndarray:
+    """K×K confusion matrix, rows = true label, columns = predicted."""
+    return confusion_matrix(labels, predictions, labels=list(range(num_labels)))
 
 
 def format_accuracy(m: dict) -> str:

@@ -31,7 +31,11 @@ def temperature_demo(model, tokenizer, sentence: str, temperatures=(1, 4, 10)):
         p = torch.softmax(logits / t, -1).numpy()
         bars = ax.bar(np.arange(len(p)) + i * width, p, width, label=f"T = {t}")
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, ["negative", "positive"])
+    id2label = getattr(model.config, "id2label", None) or {}
+    names = [id2label.get(i, str(i)) for i in range(len(logits))]
+    if names == ["LABEL_0", "LABEL_1"]:
+        names = ["negative", "positive"]
+    ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, names)
     import textwrap
 
     ax.set(ylim=(0, 1.1), ylabel="probability")
@@ -157,16 +161,18 @@ def attention_maps(models: dict, tokenizer, sentence: str):
     return fig
 
 
-def confusion_matrices(matrices: dict[str, np.ndarray]):
-    """2×2 confusion matrices (rows = gold, columns = predicted) side by side."""
+def confusion_matrices(matrices: dict[str, np.ndarray], names=None):
+    """Confusion matrices (rows = gold, columns = predicted) side by side; ``names``: the class names."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices), 3.2))
     axes = np.atleast_1d(axes)
     for ax, (name, m) in zip(axes, matrices.items()):
         ax.imshow(m, cmap="Blues")
         for (i, j), value in np.ndenumerate(m):
             ax.text(j, i, int(value), ha="center", va="center", color="white" if value > m.max() / 2 else "black")
-        ax.set_xticks([0, 1], ["neg", "pos"])
-        ax.set_yticks([0, 1], ["neg", "pos"])
+        k = m.shape[0]
+        labels = [str(n)[:8] for n in (names or (["neg", "pos"] if k == 2 else range(k)))]
+        ax.set_xticks(range(k), labels, rotation=45 if k > 3 else 0, fontsize=8)
+        ax.set_yticks(range(k), labels, fontsize=8)
         ax.set(xlabel="predicted", ylabel="gold", title=name)
     fig.tight_layout()
     return fig

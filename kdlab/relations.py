@@ -26,7 +26,7 @@ from torch import nn
 
 from kdlab.config import RELATION_KINDS, check_relation_kinds
 from kdlab.errors import KDLabError
-from kdlab.losses import relation_kl
+from kdlab.self_relations import relation_kl
 
 _INDEX = {"q": 0, "k": 1, "v": 2}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdlab.artifacts import atomic_write_text, read_json
+from kdlab.artifacts import atomic_write_text
 from kdlab.errors import KDLabError
 
 # The course text's dev accuracies for ITS setup (BERT-base teacher, 6-layer students, a T4), not this run's:
@@ -25,30 +25,63 @@ UNTRAINED = "(untrained)"  # benchmark rows of timing-only students carry this i
 
 
 def load_results(run_dir: str | Path) -> dict:
-    """``results.json`` of a run folder; a clear error when the run has not produced one."""
-    path = Path(run_dir) / "results.json"
-    data = read_json(path)
+    """``results.json`` of a run folder (or the file itself); a clear error for a missing, empty, truncated or
+    non-JSON file, or one that holds no results object."""
+    import json
+
+    path = Path(run_dir)
+    path = path if path.is_file() or path.suffix == ".json" else path / "results.json"
+    if not path.is_file():
+        raise KDLabError(f"{path} not found: run the notebooks first (python -m kdlab run --profile <profile>), or "
+                         "give the run folder (e.g. runs/cpu) or its results.json.")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise KDLabError(f"{path} is empty: the run was interrupted before it wrote any result; run the notebooks "
+                         "again.")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KDLabError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): the file "
+                         "was truncated or edited by hand; run the notebooks again to rewrite it.") from exc
+    if not isinstance(data, dict):
+        raise KDLabError(f"{path} holds {type(data).__name__} ({text.strip()[:40]!r}), not a results object: run the "
+                         "notebooks again to rewrite it.")
     if not data:
-        raise KDLabError(f"{path} not found: run the notebooks first (python -m kdlab run --profile <profile>).")
+        raise KDLabError(f"{path} holds no results yet: run 01-Setup.ipynb first.")
     return data
+
+
+def _measured(m) -> bool:
+    """A metrics entry that holds an accuracy with its interval (partial entries of an interrupted run do not)."""
+    return isinstance(m, dict) and all(isinstance(m.get(k), (int, float)) for k in ("accuracy", "acc_low", "acc_high"))
+
+
+def _students(results: dict) -> dict:
+    students = results.get("students")
+    return {k: v for k, v in students.items() if _measured(v)} if isinstance(students, dict) else {}
+
+
+def _teacher(results: dict) -> dict | None:
+    teacher = results.get("teacher")
+    return teacher if _measured(teacher) else None
 
 
 def accuracy_table(results: dict):
     """One row per model: accuracy with 95% interval, F1, retention vs the teacher, McNemar p vs ``ce``."""
     import pandas as pd
 
-    teacher = results.get("teacher")
+    teacher = _teacher(results)
     rows = []
     if teacher:
         rows.append(_row("teacher", "teacher", teacher, teacher))
-    if results.get("student_before"):
+    if _measured(results.get("student_before")):
         rows.append(_row("student_before", "student before training (copied teacher layers)",
                          results["student_before"], teacher))
-    students = results.get("students") or {}
+    students = _students(results)
     for variant, entry in sorted(students.items(), key=lambda kv: list(VARIANT_LABELS).index(kv[0])
                                  if kv[0] in VARIANT_LABELS else 99):
         rows.append(_row(variant, VARIANT_LABELS.get(variant, variant), entry, teacher))
-    if results.get("int8"):
+    if _measured(results.get("int8")):
         rows.append(_row("int8", "MiniLM student, INT8 (CPU)", results["int8"], teacher))
     return pd.DataFrame(rows)
 
@@ -59,7 +92,7 @@ def _row(key: str, label: str, m: dict, teacher: dict | None) -> dict:
         "layers": m.get("layers"),
         "accuracy_%": round(100 * m["accuracy"], 2),
         "95% CI": f"[{100 * m['acc_low']:.1f}, {100 * m['acc_high']:.1f}]",
-        "f1_%": round(100 * m["f1"], 2),
+        "f1_%": round(100 * m["f1"], 2) if isinstance(m.get("f1"), (int, float)) else None,
         "retention_%": round(100 * m["accuracy"] / teacher["accuracy"], 1) if teacher else None,
     }
     if "mcnemar_vs_ce_p" in m:
@@ -75,7 +108,7 @@ def course_claims_table(results: dict):
     """The course text's accuracies beside this run's, labelled as the different setup they come from."""
     import pandas as pd
 
-    acc = {"teacher": results.get("teacher")} | (results.get("students") or {})
+    acc = {"teacher": _teacher(results)} | _students(results)
     rows = [{"model": VARIANT_LABELS.get(k, k), "this run %": round(100 * acc[k]["accuracy"], 1) if acc.get(k) else None,
              "course text % (BERT-base teacher, 6L students, T4)": v} for k, v in COURSE_CLAIMS.items()]
     return pd.DataFrame(rows)
@@ -85,8 +118,10 @@ def speedups(results: dict) -> list[dict]:
     """Measured fp/same-precision speedups of each trained student over the teacher, from the benchmark rows
     (timing-only untrained students are left out)."""
     out = []
-    for row in results.get("benchmark") or []:
-        if row.get("status", "ok") != "ok" or row.get("model") == "teacher" or not row.get("speedup_vs_teacher"):
+    rows = results.get("benchmark")
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict) or row.get("status", "ok") != "ok" or row.get("model") == "teacher" \
+                or not row.get("speedup_vs_teacher") or not row.get("layers"):
             continue
         if UNTRAINED in str(row.get("model")):
             continue
@@ -97,8 +132,8 @@ def speedups(results: dict) -> list[dict]:
 def targets(results: dict) -> list[dict]:
     """Targets with the measured value and met/missed: retention of each student, speedup of each student."""
     checks = []
-    teacher = results.get("teacher")
-    for variant, entry in (results.get("students") or {}).items():
+    teacher = _teacher(results)
+    for variant, entry in _students(results).items():
         if teacher and variant == "minilm":
             retention = entry["accuracy"] / teacher["accuracy"]
             checks.append(dict(target=f"{variant} retention >= {RETENTION_TARGET:.0%}", measured=f"{retention:.1%}",
@@ -117,11 +152,12 @@ def targets(results: dict) -> list[dict]:
 
 def recommendation(results: dict) -> str:
     """A deployment recommendation derived only from the measured numbers of this run."""
-    acc = {"teacher": results.get("teacher")} | (results.get("students") or {})
+    acc = {"teacher": _teacher(results)} | _students(results)
     acc = {k: v for k, v in acc.items() if v}
-    bench = [r for r in results.get("benchmark") or [] if r.get("status", "ok") == "ok"
+    rows = results.get("benchmark") if isinstance(results.get("benchmark"), list) else []
+    bench = [r for r in rows if isinstance(r, dict) and r.get("status", "ok") == "ok" and "p50_ms" in r
              and UNTRAINED not in str(r.get("model"))]  # an untrained student is never recommended
-    if not acc or not bench:
+    if "teacher" not in acc or not bench:
         return "Not enough measurements for a recommendation (run 03-Inference and 04-Benchmark)."
     best_student = max((k for k in acc if k != "teacher"), key=lambda k: acc[k]["accuracy"], default=None)
     lines = []
@@ -161,13 +197,13 @@ def render_markdown(results: dict) -> str:
     import pandas as pd
 
     parts = [f"# kdlab report — profile `{results.get('profile', '?')}`", ""]
-    env = results.get("environment") or {}
+    env = results.get("environment") if isinstance(results.get("environment"), dict) else {}
     if env:
         parts += [f"Device: {env.get('device')} · torch {env.get('torch')} · transformers {env.get('transformers')}", ""]
     acc = accuracy_table(results)
     if len(acc):
         parts += ["## Accuracy on the SST-2 dev split", "", acc.to_markdown(index=False), ""]
-    if results.get("benchmark"):
+    if isinstance(results.get("benchmark"), list) and all(isinstance(r, dict) for r in results["benchmark"]):
         cols = ["model", "layers", "precision", "device", "batch", "seq", "p50_ms", "p95_ms", "p99_ms",
                 "samples_per_s", "peak_mem_MB", "disk_MB", "speedup_vs_teacher", "status"]
         bench = pd.DataFrame(results["benchmark"])

@@ -55,9 +55,10 @@ def data_summary(data):
     """Rows per split with label balance (and the unlabelled transfer set, if any)."""
     import pandas as pd
 
-    from kdlab.data import label_balance
+    from kdlab.data import label_balance, label_names
 
-    return pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split)}
+    names = label_names(data["validation"])
+    return pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split, names)}
                          for name, split in data.items()]).fillna(0)
 
 
@@ -216,27 +217,33 @@ def students_table(results: dict):
     return pd.DataFrame(rows)
 
 
-def side_by_side(models: dict, sentences: list[str], max_length: int = 128):
-    """Each model's predicted label and P(positive) for the given sentences."""
+def side_by_side(models: dict, sentences: list[str], max_length: int = 128, names=None):
+    """Each model's predicted label for the given sentences, and its probability (P(positive) for SST-2, the
+    predicted class's probability with more classes)."""
     import pandas as pd
 
     from kdlab.data import LABEL_NAMES
     from kdlab.metrics import predict_proba
 
+    names = list(names or LABEL_NAMES)
     table = pd.DataFrame({"sentence": sentences})
     for name, (model, tokenizer) in models.items():
         probs = predict_proba(model, tokenizer, sentences, max_length)
-        table[f"{name}"] = [LABEL_NAMES[i] for i in probs.argmax(-1)]
-        table[f"{name} P(pos)"] = probs[:, 1].round(3)
+        table[f"{name}"] = [names[i] for i in probs.argmax(-1)]
+        if probs.shape[1] == 2:
+            table[f"{name} P({names[1]})"] = probs[:, 1].round(3)
+        else:
+            table[f"{name} P"] = probs.max(-1).round(3)
     return table
 
 
-def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10):
+def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10, names=None):
     """Where teacher and student disagree: counts of who is right, and the first ``limit`` examples."""
     import pandas as pd
 
     from kdlab.data import LABEL_NAMES
 
+    names = list(names or LABEL_NAMES)
     labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))
     differ = np.flatnonzero(teacher_pred != student_pred)
     counts = pd.DataFrame([{
@@ -246,8 +253,8 @@ def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10
     }])
     examples = pd.DataFrame({
         "sentence": [sentences[i] for i in differ[:limit]],
-        "gold": [LABEL_NAMES[labels[i]] for i in differ[:limit]],
-        "teacher": [LABEL_NAMES[teacher_pred[i]] for i in differ[:limit]],
-        "student": [LABEL_NAMES[student_pred[i]] for i in differ[:limit]],
+        "gold": [names[labels[i]] for i in differ[:limit]],
+        "teacher": [names[teacher_pred[i]] for i in differ[:limit]],
+        "student": [names[student_pred[i]] for i in differ[:limit]],
     })
     return counts, examples

@@ -70,16 +70,52 @@ def _hub_error(name: str, exc: Exception) -> KDLabError:
     )
 
 
+def looks_like_path(source: str) -> bool:
+    """A name that can only be a local path (a Hub id is ``name`` or ``owner/name``)."""
+    return (source.startswith(("/", "./", "../", "~", ".\\")) or source.count("/") >= 2 or "\\" in source
+            or source.endswith("/"))
+
+
+def _check_local_folder(folder: Path, role: str) -> None:
+    if not (folder / "config.json").is_file():
+        raise KDLabError(f"{role} folder {folder} has no config.json: it must be a save_pretrained folder.")
+    if not any(folder.glob("*.safetensors")):
+        pickles = [p.name for p in folder.glob("*.bin")]
+        if pickles:
+            raise KDLabError(
+                f"{role} folder {folder} holds PyTorch pickle weights ({', '.join(pickles)}), which can run code when "
+                "loaded; kdlab reads safetensors only. Convert it once where you trust the file: "
+                "AutoModelForSequenceClassification.from_pretrained(folder).save_pretrained(folder, "
+                "safe_serialization=True).")
+        raise KDLabError(f"{role} folder {folder} has no model.safetensors: it must be a save_pretrained folder.")
+
+
 def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error):
     """``(model, tokenizer, loading_info)`` of a sequence classifier from a Hub id or a local folder.
 
-    Never runs remote code; a newly initialised head is seeded with ``seed``. ``on_error(exc)`` turns a load
-    failure (offline Hub, missing files) into the KDLabError to raise; ``role`` names the model in messages.
+    Never runs remote code; a newly initialised head is seeded with ``seed``; the model is loaded in float32.
+    Local folders must hold safetensors weights. Checks, with a message that says what to do: a local path that
+    does not exist, a head with another number of classes than the data's, a tokenizer whose ids do not fit the
+    model's embeddings. ``on_error(exc)`` turns a load failure (offline Hub, missing files) into the KDLabError to
+    raise; ``role`` names the model in messages.
     """
-    if Path(source).expanduser().exists():
-        source = str(Path(source).expanduser())
-        if not (Path(source) / "config.json").is_file():
-            raise KDLabError(f"{role} folder {source} has no config.json: it must be a save_pretrained folder.")
+    from transformers import AutoConfig
+
+    path = Path(source).expanduser()
+    if path.exists():
+        source = str(path)
+        _check_local_folder(path, role)
+    elif looks_like_path(source):
+        raise KDLabError(f"{role} folder {source} does not exist (resolved to {path.resolve()}). Check the path "
+                         f"(relative paths start from {Path.cwd()}), or give a Hub id such as 'owner/name'.")
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise on_error(exc) from exc
+    has_head = any(str(a).endswith("ForSequenceClassification") for a in (config.architectures or []))
+    if has_head and config.num_labels != num_labels:
+        raise KDLabError(f"{role} {source!r} is a classifier with {config.num_labels} classes, but the data has "
+                         f"{num_labels}: use a model fine-tuned on this data, or a plain encoder (fine-tuned first).")
     torch.manual_seed(seed)  # a newly initialised head is the same on every run
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -90,8 +126,11 @@ def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error
         )
     except (OSError, ValueError, ConnectionError) as exc:
         raise on_error(exc) from exc
-    if model.config.num_labels != num_labels:
-        raise KDLabError(f"{role} {source!r} has {model.config.num_labels} labels; SST-2 needs {num_labels}.")
+    if len(tokenizer) > model.config.vocab_size:
+        raise KDLabError(
+            f"{role} {source!r}: its tokenizer has {len(tokenizer):,} tokens but the model's embeddings only "
+            f"{model.config.vocab_size:,}, so some token ids would be out of range. The folder's tokenizer does not "
+            "belong to its model: save the model's own tokenizer there (tokenizer.save_pretrained(folder)).")
     return model, tokenizer, info
 
 

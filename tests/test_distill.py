@@ -197,6 +197,8 @@ def test_checkpoints_of_another_config_are_not_resumed(tmp_path):
         folder.mkdir(parents=True)
         if complete:
             (folder / "trainer_state.json").write_text("{}")
+            (folder / "model.safetensors").write_bytes(b"w")
+            (folder / "optimizer.pt").write_bytes(b"o")
     stamp = {"name": "minilm", "config": {"alpha": 0.1}}
     (ckpt_dir / RUN_STAMP).write_text(json.dumps(stamp))
     assert last_complete_checkpoint(ckpt_dir) == str(ckpt_dir / "checkpoint-5")  # 7 was cut off mid-write
