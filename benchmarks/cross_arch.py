@@ -3,7 +3,7 @@ head count differs from the teacher's (so MiniLM's per-head attention/value tran
 
     python benchmarks/cross_arch.py                     # cpu teacher (runs/cpu/teacher) → 3L/384/6-head student
     python benchmarks/cross_arch.py --quick --no-write  # 256 sentences, 1 epoch: checks the code path only
-    python benchmarks/cross_arch.py --init random       # a randomly initialised student instead
+    python benchmarks/cross_arch.py --init random       # a randomly initialized student instead
 
 Teacher: the `cpu` profile's fine-tuned all-MiniLM-L6 (6 layers, 384 wide, 12 heads of 32), loaded from
 ``runs/cpu/teacher``. Student: ``--layers`` layers, 384 wide, ``--heads`` heads; ``--init teacher`` copies every

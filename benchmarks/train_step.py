@@ -1,4 +1,4 @@
-"""Cost of one optimisation step: CE, teacher forward, Hinton, MiniLM (hooks) and MiniLM (naive), side by side;
+"""Cost of one optimization step: CE, teacher forward, Hinton, MiniLM (hooks) and MiniLM (naive), side by side;
 and how many token slots a batch computes with padding to 128 vs dynamic padding on SST-2.
 
     python benchmarks/train_step.py [--quick] [--threads N] [--repeats N] [--output PATH]

@@ -14,7 +14,7 @@ What is measured, and how:
   allocated by torch during one forward of that batch: on CUDA from ``torch.cuda.max_memory_allocated`` (minus
   what was allocated before the call), on the CPU from ``torch.profiler``'s allocation events. The
   ``memory_method`` column says which. onnxruntime's allocator is invisible to both: its rows say so, no number.
-* **Disk size**: safetensors written by ``save_pretrained`` (fp32, fp16), ``torch.save`` of the quantised
+* **Disk size**: safetensors written by ``save_pretrained`` (fp32, fp16), ``torch.save`` of the quantized
   state_dict (int8), the exported .onnx file with its external data (onnx).
 * **fp32 matmul**: the ``fp32_matmul`` column says whether CUDA fp32 rows ran true IEEE fp32 (``ieee``) or were
   allowed TensorFloat-32 (``tf32``, set by ``torch.backends.cuda.matmul.allow_tf32`` or
@@ -160,7 +160,7 @@ def prepare_engine(model: nn.Module, precision: str, device: torch.device, seq_l
         return Engine("fp16", run=_logits_runner(module), module=module, disk_bytes=lambda: _safetensors_bytes(module))
     if precision == "int8":
         if device.type != "cpu":
-            return Engine("int8", status="skipped: dynamic int8 quantisation runs on the CPU only")
+            return Engine("int8", status="skipped: dynamic int8 quantization runs on the CPU only")
         module = quantize_int8(model)
         return Engine("int8", run=_logits_runner(module), module=module, disk_bytes=lambda: saved_size_bytes(module))
     if precision == "onnx":

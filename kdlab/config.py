@@ -79,7 +79,7 @@ class KDConfig:
     # [[student_index, teacher_index], ...] over hidden_states (0 = embeddings, L = last layer);
     # None = uniform: student layer m -> teacher layer m * L_t // L_s for m = 1..L_s
     hidden_layer_map: list[list[int]] | None = None
-    # --- optimisation ---------------------------------------------------------------------------------------
+    # --- optimization ---------------------------------------------------------------------------------------
     learning_rate: float = 2e-5
     batch_size: int = 32
     eval_batch_size: int = 64

@@ -51,7 +51,7 @@ LOSS_TERMS = (("loss_ce", "alpha", "CE (hard labels)"), ("loss_kd", "beta", "KD 
 
 def training_curves(histories: dict[str, list[dict]], weights: dict[str, dict] | None = None):
     """One panel per loss term, each term multiplied by its weight in that student's objective (what the
-    optimiser sees), one line per student; last panel: dev accuracy during training. ``weights``:
+    optimizer sees), one line per student; last panel: dev accuracy during training. ``weights``:
     ``{student: {"alpha": .., "beta": .., "gamma": .., "delta": ..}}`` (from ``vars(loss)``); without it the
     raw terms are drawn."""
     terms = [t for t in LOSS_TERMS if any(t[0] in h for hist in histories.values() for h in hist)]
@@ -144,8 +144,8 @@ def last_layer_attention(model, tokenizer, sentence: str, head: int | None = Non
 
 
 def attention_maps(models: dict, tokenizer, sentence: str):
-    """Last-layer attention (mean over heads) of each model for one sentence, side by side, on one colour scale
-    with one colour bar (so the panels can be compared)."""
+    """Last-layer attention (mean over heads) of each model for one sentence, side by side, on one color scale
+    with one color bar (so the panels can be compared)."""
     maps = {name: last_layer_attention(model, tokenizer, sentence) for name, model in models.items()}
     vmax = max(float(att.max()) for _, att in maps.values())
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 0.8, 4.4))

@@ -1,6 +1,6 @@
-"""INT8 weights for CPU inference: dynamic quantisation of every ``nn.Linear``.
+"""INT8 weights for CPU inference: dynamic quantization of every ``nn.Linear``.
 
-All of kdlab's quantisation goes through ``quantize_int8`` so the backend can change in one place.
+All of kdlab's quantization goes through ``quantize_int8`` so the backend can change in one place.
 It uses ``torch.ao.quantization.quantize_dynamic``: deprecated (torchao is its successor) but working in
 torch 2.13; torchao's int8 config has no fast CPU kernel on AVX2-only machines (0.06x measured here).
 """
@@ -16,10 +16,10 @@ from torch import nn
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """A quantised copy of ``model`` (the original is untouched), in eval mode on the CPU.
+    """A quantized copy of ``model`` (the original is untouched), in eval mode on the CPU.
 
-    Every ``nn.Linear`` becomes a dynamically quantised Linear: weights stored as int8 (one scale per tensor),
-    activations quantised per batch at run time, int8 matmul, fp32 output. Embeddings, LayerNorm and
+    Every ``nn.Linear`` becomes a dynamically quantized Linear: weights stored as int8 (one scale per tensor),
+    activations quantized per batch at run time, int8 matmul, fp32 output. Embeddings, LayerNorm and
     everything else stay float32. Runs on the CPU only.
     """
     source = copy.deepcopy(model).to("cpu", torch.float32).eval()
@@ -34,14 +34,14 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 
 
 def is_int8_linear(module: nn.Module) -> bool:
-    """True for a dynamically quantised Linear made by ``quantize_int8``."""
+    """True for a dynamically quantized Linear made by ``quantize_int8``."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
     return isinstance(module, DynamicQuantizedLinear)
 
 
 def _tensor_bytes(value) -> int:
-    """Bytes held by a state_dict value: a tensor (also quantised), or a tuple/list of them (packed params)."""
+    """Bytes held by a state_dict value: a tensor (also quantized), or a tuple/list of them (packed params)."""
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, (tuple, list)):
@@ -55,7 +55,7 @@ def state_dict_bytes(model: nn.Module) -> int:
 
 
 def saved_size_bytes(model: nn.Module) -> int:
-    """Size of ``torch.save(model.state_dict())``: how big the quantised weights are on disk."""
+    """Size of ``torch.save(model.state_dict())``: how big the quantized weights are on disk."""
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes

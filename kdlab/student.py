@@ -1,7 +1,7 @@
 """Students cut from the teacher: a smaller copy that keeps every k-th encoder layer (or, for cross-architecture
 distillation, a student loaded on its own: ``load_student_model``, ``build_student``).
 
-Student layer i is initialised from teacher layer ``layer_map[i]``; embeddings, pooler and classifier are
+Student layer i is initialized from teacher layer ``layer_map[i]``; embeddings, pooler and classifier are
 copied as they are. The default "alternate" map takes teacher layer i·(L_t / L_s):
 12→6 gives [0, 2, 4, 6, 8, 10], 12→4 gives [0, 3, 6, 9], 6→3 gives [0, 2, 4].
 """
@@ -86,7 +86,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def model_with_layers(teacher: nn.Module, num_layers: int) -> nn.Module:
-    """An uninitialised (meta-device) model of the teacher's shape with ``num_layers`` layers, for counting."""
+    """An uninitialized (meta-device) model of the teacher's shape with ``num_layers`` layers, for counting."""
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = num_layers
     with torch.device("meta"):
@@ -167,17 +167,21 @@ def _student_hub_error(name: str, exc: Exception) -> KDLabError:
 def load_student_model(name_or_path: str, num_labels: int = 2, seed: int = 0):
     """A student loaded on its own, not cut from the teacher: ``(model, tokenizer)``.
 
-    ``name_or_path``: a Hub id (e.g. ``bert-base-uncased``; its classification head is newly initialised, with
+    ``name_or_path``: a Hub id (e.g. ``bert-base-uncased``; its classification head is newly initialized, with
     ``seed``), a local ``save_pretrained`` folder, or ``"tiny-random:layers=2,hidden=32,heads=2"`` (a tiny random
     BERT over the smoke tokenizer, ``kdlab.teacher.build_tiny_tokenizer``). Never runs remote code. Check its
     tokenizer against the teacher's with ``kdlab.teacher.check_same_vocabulary`` (``build_student`` does).
     """
     from kdlab.teacher import build_tiny_bert, build_tiny_tokenizer, load_classifier
 
+    from kdlab.teacher import MINILM_L6, minilm_l6_path
+
     sizes = parse_tiny_student(name_or_path)
     if sizes is not None:
         tokenizer = build_tiny_tokenizer()
         return build_tiny_bert(len(tokenizer), num_labels, seed, **sizes), tokenizer
+    if name_or_path == MINILM_L6:  # the packaged pretrained encoder (a new head): e.g. born-again students
+        name_or_path = str(minilm_l6_path())
     model, tokenizer, _ = load_classifier(name_or_path, num_labels, seed, "student",
                                           lambda exc: _student_hub_error(name_or_path, exc))
     return model.float().eval(), tokenizer

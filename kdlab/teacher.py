@@ -23,7 +23,7 @@ TINY_SIZES = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, in
 class Teacher:
     model: torch.nn.Module
     tokenizer: object
-    needs_finetune: bool  # True when the classification head was newly initialised
+    needs_finetune: bool  # True when the classification head was newly initialized
     source: str  # what was loaded (Hub id or path)
 
 
@@ -54,7 +54,7 @@ def build_tiny_tokenizer(folder: str | Path | None = None) -> BertTokenizerFast:
 
 
 def build_tiny_bert(vocab_size: int, num_labels: int = 2, seed: int = 0, **sizes) -> BertForSequenceClassification:
-    """A randomly initialised small BERT classifier (default 4 layers, 64 wide, 4 heads)."""
+    """A randomly initialized small BERT classifier (default 4 layers, 64 wide, 4 heads)."""
     config = BertConfig(vocab_size=vocab_size, max_position_embeddings=128, num_labels=num_labels,
                         **{**TINY_SIZES, **sizes})
     torch.manual_seed(seed)
@@ -93,7 +93,7 @@ def _check_local_folder(folder: Path, role: str) -> None:
 def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error):
     """``(model, tokenizer, loading_info)`` of a sequence classifier from a Hub id or a local folder.
 
-    Never runs remote code; a newly initialised head is seeded with ``seed``; the model is loaded in float32.
+    Never runs remote code; a newly initialized head is seeded with ``seed``; the model is loaded in float32.
     Local folders must hold safetensors weights. Checks, with a message that says what to do: a local path that
     does not exist, a head with another number of classes than the data's, a tokenizer whose ids do not fit the
     model's embeddings. ``on_error(exc)`` turns a load failure (offline Hub, missing files) into the KDLabError to
@@ -116,7 +116,7 @@ def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error
     if has_head and config.num_labels != num_labels:
         raise KDLabError(f"{role} {source!r} is a classifier with {config.num_labels} classes, but the data has "
                          f"{num_labels}: use a model fine-tuned on this data, or a plain encoder (fine-tuned first).")
-    torch.manual_seed(seed)  # a newly initialised head is the same on every run
+    torch.manual_seed(seed)  # a newly initialized head is the same on every run
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         # float32 whatever the checkpoint holds: transformers 5 loads a float16 checkpoint as float16 by default,
@@ -139,7 +139,7 @@ def load_teacher(name: str, num_labels: int = 2, seed: int = 0) -> Teacher:
 
     ``name``: a Hub id (e.g. ``textattack/bert-base-uncased-SST-2``), a local folder, ``"minilm-l6"`` or
     ``"tiny-random"``. Never runs remote code. ``needs_finetune`` is True when the classifier head was not in
-    the checkpoint (newly initialised).
+    the checkpoint (newly initialized).
     """
     if name == TINY_RANDOM:
         tokenizer = build_tiny_tokenizer()
@@ -151,7 +151,7 @@ def load_teacher(name: str, num_labels: int = 2, seed: int = 0) -> Teacher:
 
 
 SPECIAL_TOKENS = ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token", "bos_token", "eos_token")
-_PROBE = "The Movie wasn't GOOD, naïve — or was it?"  # casing, accents, punctuation: normalisation differences
+_PROBE = "The Movie wasn't GOOD, naïve — or was it?"  # casing, accents, punctuation: normalization differences
 
 
 def _examples(items, limit: int = 3) -> str:
@@ -163,7 +163,7 @@ def _examples(items, limit: int = 3) -> str:
 def vocabulary_differences(teacher_tokenizer, student_tokenizer) -> list[str]:
     """What differs between two tokenizers, one line per aspect (empty when they are interchangeable):
     vocabulary size, tokens only in one of them, shared tokens with different ids, special tokens and their ids,
-    and whether they split the same probe text into the same ids (lower-casing, accents, normalisation)."""
+    and whether they split the same probe text into the same ids (lower-casing, accents, normalization)."""
     t_vocab, s_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
     diffs = []
     if len(t_vocab) != len(s_vocab):
@@ -187,7 +187,7 @@ def vocabulary_differences(teacher_tokenizer, student_tokenizer) -> list[str]:
         t_ids, s_ids = teacher_tokenizer(_PROBE)["input_ids"], student_tokenizer(_PROBE)["input_ids"]
         if t_ids != s_ids:
             diffs.append(f"same vocabulary, but {_PROBE!r} becomes teacher ids {t_ids} and student ids {s_ids} "
-                         "(lower-casing, accent stripping or normalisation differ)")
+                         "(lower-casing, accent stripping or normalization differ)")
     return diffs
 
 

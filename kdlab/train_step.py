@@ -1,4 +1,4 @@
-"""The cost of one optimisation step, five ways: CE alone, the teacher's forward, Hinton, MiniLM through Q/K/V
+"""The cost of one optimization step, five ways: CE alone, the teacher's forward, Hinton, MiniLM through Q/K/V
 hooks (what ``kdlab.distill`` trains with), and MiniLM computed naively from returned attention maps.
 
 Steps run as the trainer runs them. In fp32 (the CPU): forward, loss, backward, gradient clipping to 1.0, AdamW.
@@ -203,7 +203,7 @@ def train_step_benchmark(teacher: nn.Module, student: nn.Module, batch_size: int
                          warmup: int = 2, repeats: int = 10, device: str = "cpu", num_threads: int | None = None,
                          loss: DistillationLoss | None = None, learning_rate: float = 1e-5,
                          fp16: bool | None = None) -> TrainStepResult:
-    """Time per optimisation step of five ways to train (or feed) the student, side by side, round-robin:
+    """Time per optimization step of five ways to train (or feed) the student, side by side, round-robin:
 
     (a) student CE step; (b) teacher forward under ``no_grad``; (c) Hinton step: student forward, teacher
     forward, α·CE + β·KD, backward, clipping, AdamW step; (d) MiniLM step (the real path, as in ``kdlab.distill``):

@@ -200,7 +200,7 @@ def test_saved_student_holds_only_the_student(cross_run, finetuned_teacher):
         assert torch.equal(value, before[key]), key  # the teacher is never trained
 
 
-def test_projections_are_optimised_checkpointed_and_restored(tmp_path, finetuned_teacher, tiny_tokenizer,
+def test_projections_are_optimized_checkpointed_and_restored(tmp_path, finetuned_teacher, tiny_tokenizer,
                                                              synthetic_data):
     from kdlab.data import tokenize
 

@@ -172,7 +172,7 @@ def test_raw_capture_of_any_layer_matches_recomputed_projections(models, tiny_to
         torch.testing.assert_close(heads, split_relation_heads(captured, 4))  # model heads = relation heads
 
 
-def test_optimising_relation_heads_between_mismatched_models_lowers_the_loss(models, tiny_tokenizer):
+def test_optimizing_relation_heads_between_mismatched_models_lowers_the_loss(models, tiny_tokenizer):
     """Teacher 4 heads × 16 → student 2 heads × 16 (widths 64 and 32), 4 relation heads, last layers: a few Adam
     steps on the relation loss alone bring the student's relations towards the teacher's."""
     teacher, student = models

@@ -29,7 +29,7 @@ def _softmax_case(z: torch.Tensor, t: float, what: str):
         hints = {
             "you multiplied the logits by T; divide them: softmax(z / T).": torch.softmax(z * t, -1),
             "the temperature is not used: softmax(z / T).": torch.softmax(z, -1),
-            "normalise over the classes (the last dimension), not over the batch.": torch.softmax(z / t, 0),
+            "normalize over the classes (the last dimension), not over the batch.": torch.softmax(z / t, 0),
         }
         for hint, alt in hints.items():
             if alt.shape == out.shape and torch.allclose(out, alt, atol=1e-5):
