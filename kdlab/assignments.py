@@ -134,13 +134,16 @@ def write_solutions(root: str | Path, out_dir: str | Path, notebooks) -> list[Pa
 
 
 def function_source_sha(cell_text: str, function: str) -> str:
-    """sha256 of a function's definition as ``inspect.getsource`` returns it (what a check output records)."""
+    """sha256 of a function's definition as ``inspect.getsource`` returns it from a notebook cell (what a check
+    output records): the ``def`` line and the indented block after it, trailing indented comments included."""
+    lines = cell_text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"  # the kernel stores a cell's last line with its newline
     tree = ast.parse(cell_text)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == function:
             start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
-            segment = "\n".join(cell_text.splitlines()[start:node.end_lineno]) + "\n"
-            return hashlib.sha256(segment.encode()).hexdigest()
+            return hashlib.sha256("".join(inspect.getblock(lines[start:])).encode()).hexdigest()
     return ""
 
 

@@ -246,7 +246,7 @@ def test_complete_submission_scores_every_exercise_and_notebook(gradebook):
     for exercise in EXERCISES:
         assert by_item[exercise].passed, by_item[exercise].message
     assert all(i.passed for i in alice.items if i.item == "executed")
-    assert not [f for f in alice.flags if "edited" in f or "order" in f or "error" in f]
+    assert not [f for f in alice.flags if "edited" in f or "order" in f or "error" in f or "older than" in f]
     assert rows["alice"]["status"] == "ok"
 
 
@@ -276,6 +276,20 @@ def test_broken_submission_gets_a_clear_row(gradebook):
     assert messages["03-Inference.ipynb"] == "notebook missing"
     assert "not a readable notebook" in messages["02-Distill.ipynb"]
     assert any("results.json is not valid JSON" in f for f in dave.flags)
+
+
+def test_saved_checks_match_the_code_they_checked(executed_lab):
+    """The grader's hash of each exercise function equals what the check recorded in the kernel (no false 'stale')."""
+    root, _ = executed_lab
+    for name in NOTEBOOKS:
+        nb = nbformat.read(root / name, as_version=4)
+        saved = {out["data"][MIME]["exercise"]: out["data"][MIME]["source_sha"]
+                 for _, out in _outputs(nb) if MIME in out.get("data", {})}
+        for exercise, index in exercise_cells(nb).items():
+            current = function_source_sha(cell_source(nb.cells[index]), EXERCISES[exercise].function)
+            assert current == saved[exercise], exercise
+            edited = cell_source(nb.cells[index]).replace("### END SOLUTION", "x = 1\n    ### END SOLUTION")
+            assert function_source_sha(edited, EXERCISES[exercise].function) != saved[exercise]
 
 
 def test_stale_check_output_is_detected(tmp_path):
