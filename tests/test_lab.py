@@ -139,3 +139,35 @@ def test_environment_report():
     else:
         assert (info["fp16"], info["bf16"], info["device"]) == (False, False, "cpu")
 
+
+
+def test_sweep_trains_experiments_under_their_tag_and_reuses_them(tmp_path, monkeypatch):
+    """The challenges' sweeps: each setting is its own experiment, never the lab's students, and not retrained."""
+    from kdlab import plots
+
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), **QUICK, num_epochs=1.0)
+    teacher = lab.prepare_teacher(cfg)
+    data = lab.load_data(cfg)
+    settings = {f"T={t:g}": {"temperature": t} for t in (1.0, 8.0)}
+    table = lab.sweep(cfg, teacher, data, "hinton", settings, tag="temperature")
+    assert list(table["name"]) == ["T=1", "T=8"] and not table["reused"].any()
+    assert (lab.student_dir(cfg, "T=8", "temperature") / "kdlab.json").is_file()
+    assert lab.trained_variants(cfg) == []  # the lab's own students are untouched
+    assert set(lab.results(cfg)["experiments"]["temperature"]) == {"T=1", "T=8"}
+    monkeypatch.setattr("kdlab.distill.distill", _refuse)
+    again = lab.sweep(cfg, teacher, data, "hinton", settings, tag="temperature")
+    assert again["reused"].all() and list(again["accuracy_%"]) == list(table["accuracy_%"])
+    assert lab.histories(cfg, tag="temperature")["T=1"]
+    assert plots.sweep_plot(table, "temperature") is not None
+
+
+def test_seed_runs_add_seeds_to_the_labs_students(tmp_path):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), **QUICK, num_epochs=1.0, num_seeds=2)
+    teacher = lab.prepare_teacher(cfg)
+    data = lab.load_data(cfg)
+    lab.train_variant(cfg, teacher, data, "ce")
+    rows = lab.seed_runs(cfg, teacher, data, names=("ce",))
+    assert [(r["variant"], r["seed"]) for r in rows] == [("ce", 42), ("ce", 43)]
+    assert (cfg.run_dir() / "seeds" / "seed-43" / "ce" / "kdlab.json").is_file()
+    again = lab.seed_runs(cfg, teacher, data, names=("ce",), train=False)  # 03 reads them without training
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
