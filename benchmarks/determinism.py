@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
         differ = sum(a != b for a, b in zip(res["predictions"], ref["predictions"]))
         rows.append({"run": name, "threads": res["threads"], "accuracy_%": 100 * res["accuracy"],
                      "predictions differing from a1": differ,
-                     "max |weight − a1|": float(np.abs(res["weights"] - ref["weights"]).max())})
+                     "max abs weight diff vs a1": float(np.abs(res["weights"] - ref["weights"]).max())})
     import pandas as pd
 
     from kdlab.records import append_markdown, markdown_table, report_header

@@ -228,11 +228,11 @@ def gradebook(executed_lab, tmp_path_factory):
     grades = grade_all(subs, out, timeout=120, log=lambda m: None)
     with open(out / "gradebook.csv", newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
-    return grades, rows, out
+    return grades, rows, out, subs
 
 
 def test_gradebook_has_a_row_per_student_and_points_possible(gradebook):
-    _, rows, out = gradebook
+    _, rows, out, _ = gradebook
     assert set(rows) == {"points-possible", "alice", "bob", "carol", "dave"}
     assert float(rows["points-possible"]["max"]) > 0
     assert (out / "gradebook_long.csv").is_file() and (out / "reflections.md").is_file()
@@ -240,7 +240,7 @@ def test_gradebook_has_a_row_per_student_and_points_possible(gradebook):
 
 
 def test_complete_submission_scores_every_exercise_and_notebook(gradebook):
-    grades, rows, _ = gradebook
+    grades, rows, _, _ = gradebook
     alice = next(g for g in grades if g.student == "alice")
     by_item = {i.item: i for i in alice.items}
     for exercise in EXERCISES:
@@ -251,7 +251,7 @@ def test_complete_submission_scores_every_exercise_and_notebook(gradebook):
 
 
 def test_errors_and_out_of_order_execution_are_flagged(gradebook):
-    grades, rows, _ = gradebook
+    grades, rows, _, _ = gradebook
     bob = next(g for g in grades if g.student == "bob")
     executed = {i.notebook: i for i in bob.items if i.item == "executed"}
     assert not executed["03-Inference.ipynb"].passed and executed["01-Setup.ipynb"].passed
@@ -261,7 +261,7 @@ def test_errors_and_out_of_order_execution_are_flagged(gradebook):
 
 
 def test_hand_edited_accuracy_is_flagged_and_penalised(gradebook):
-    grades, rows, out = gradebook
+    grades, rows, out, _ = gradebook
     carol = next(g for g in grades if g.student == "carol")
     assert any("edited result" in f and "99.9%" in f for f in carol.flags)
     assert float(rows["carol"]["penalties"]) < 0
@@ -269,7 +269,7 @@ def test_hand_edited_accuracy_is_flagged_and_penalised(gradebook):
 
 
 def test_broken_submission_gets_a_clear_row(gradebook):
-    grades, rows, _ = gradebook
+    grades, rows, _, _ = gradebook
     dave = next(g for g in grades if g.student == "dave")
     assert rows["dave"]["status"] == "incomplete"
     messages = {i.notebook: i.message for i in dave.items if i.item == "executed"}
@@ -307,3 +307,15 @@ def test_stale_check_output_is_detected(tmp_path):
     expected = hashlib.sha256(inspect.getsource(module.f).encode()).hexdigest()
     assert function_source_sha(source, "f") == expected
     assert function_source_sha(source.replace("return x", "return x + 1"), "f") != expected
+
+
+def test_wrong_profile_gets_a_clear_row(gradebook):
+    """A run of another profile than the class's is flagged and earns no target points (exercises off here)."""
+    from kdlab.grade import grade_student
+
+    *_, submissions = gradebook
+    grade = grade_student("alice", submissions / "alice", {"profile": "full", "targets": {"retention": 2}})
+    assert grade.status == "wrong profile"
+    assert any("profile 'smoke' instead of 'full'" in f for f in grade.flags)
+    target = next(i for i in grade.items if i.item == "target retention")
+    assert target.points == 0 and "wrong profile" in target.message
