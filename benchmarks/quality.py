@@ -7,7 +7,11 @@ comparisons (seed-level t-test; a bootstrap over seeds and sentences). Runs are 
 
     python benchmarks/quality.py --seeds 5                          # cpu profile on ../shared/data/sst2
     python benchmarks/quality.py --seeds 5 --tag transfer-4k --set max_train_samples=16000 labelled_train_samples=4000
+    python benchmarks/quality.py --seeds 3 --tag aggressive --variants hinton --set alpha=0.1 beta=0.9 --baseline cpu
     python benchmarks/quality.py --profile smoke --seeds 2 --no-write   # seconds, synthetic data
+
+``--baseline TAG`` pairs this run's students with another tag's saved runs of the same seeds (``ce@TAG``...), so a
+sweep of one variant is compared with the baselines without training them again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from kdlab import lab  # noqa: E402
 from kdlab.config import VARIANTS  # noqa: E402
 from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
-from kdlab.seeds import comparison_table, seed_list, seed_table, train_seeds  # noqa: E402
+from kdlab.seeds import comparison_table, load_runs, seed_list, seed_table, train_seeds  # noqa: E402
 
 PAIRS = (("minilm", "ce"), ("hinton", "ce"), ("minilm", "hinton"))
 
@@ -43,6 +47,14 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def baseline_runs(root: Path, tag: str, seeds: list[int]) -> list[dict]:
+    """Another tag's saved runs of ``seeds``, renamed ``variant@tag``; stops when there are none."""
+    base = [dict(r, variant=f"{r['variant']}@{tag}") for r in load_runs(root / tag) if r["seed"] in seeds]
+    if not base:
+        raise SystemExit(f"--baseline {tag}: no saved runs of seeds {seeds} under {root / tag}; run that tag first.")
+    return base
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="cpu")
@@ -55,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tag", default="defaults")
     p.add_argument("--root", default=str(ROOT / "runs" / "quality"), help="where runs are saved (per tag)")
     p.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    p.add_argument("--baseline", default=None, metavar="TAG",
+                   help="also compare with another tag's saved runs of the same seeds (named variant@TAG)")
     p.add_argument("--no-write", action="store_true")
     return p.parse_args(argv)
 
@@ -66,22 +80,26 @@ def main(argv=None) -> dict:
     default_data = ROOT.parent / "shared" / "data" / "sst2"
     data_source = "synthetic" if args.profile.startswith("smoke") and args.data == str(default_data) else args.data
     cfg = lab.setup(args.profile, data=data_source, **overrides)
+    variants = args.variants.split(",")
+    seeds = seed_list(cfg.seed if args.first_seed is None else args.first_seed, args.seeds)
+    root = Path(args.root) / args.tag
+    base = baseline_runs(Path(args.root), args.baseline, seeds) if args.baseline else []  # before any training
     start = time.perf_counter()
     teacher = lab.prepare_teacher(cfg)
     teacher_seconds = time.perf_counter() - start
     data = lab.load_data(cfg)
     labels = list(data["validation"]["label"])
     t_eval = lab.evaluate(cfg, teacher.model, teacher.tokenizer, data)
-    variants = args.variants.split(",")
-    seeds = seed_list(cfg.seed if args.first_seed is None else args.first_seed, args.seeds)
-    root = Path(args.root) / args.tag
     rows = train_seeds(cfg, teacher.model, teacher.tokenizer, data, variants, seeds, root,
                        log=lambda msg: print(f"[{args.tag}] {msg}", flush=True))
     summary = seed_table(rows, variants)
     summary["retention_%"] = summary["mean_%"] / (100 * t_eval["accuracy"]) * 100
-    comparisons = comparison_table(rows, [p for p in PAIRS if p[0] in variants and p[1] in variants], labels)
+    pairs = [p for p in PAIRS if p[0] in variants and p[1] in variants]
+    pairs += [(v, b) for v in variants for b in dict.fromkeys(r["variant"] for r in base)]
+    comparisons = comparison_table(rows + base, pairs, labels)
     wall = time.perf_counter() - start
-    result = {"tag": args.tag, "profile": cfg.profile, "overrides": overrides, "seeds": seeds,
+    result = {"tag": args.tag, "profile": cfg.profile, "overrides": overrides, "config": cfg.to_dict(),
+              "seeds": seeds,
               "teacher_accuracy": t_eval["accuracy"], "summary": summary.to_dict(orient="records"),
               "comparisons": comparisons.to_dict(orient="records"),
               "runs": [{k: v for k, v in r.items() if k != "predictions"} for r in rows], "wall_seconds": wall}

@@ -159,7 +159,8 @@ class KDConfig:
         if (self.labelled_train_samples is not None and self.max_train_samples is not None
                 and self.labelled_train_samples > self.max_train_samples):
             raise KDLabError(f"labelled_train_samples={self.labelled_train_samples} is more than max_train_samples="
-                             f"{self.max_train_samples}: the labelled sentences are part of the students' sentences.")
+                             f"{self.max_train_samples}: the labelled sentences are part of the students' sentences. "
+                             "Lower labelled_train_samples too, or set it to None (every sentence labelled).")
         for name in ("max_train_samples", "max_eval_samples", "teacher_train_samples", "labelled_train_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -176,16 +177,18 @@ class KDConfig:
 PROFILES: dict[str, dict] = {
     # The course's setup: BERT-base SST-2 teacher from the Hub, full SST-2, 6-layer student, FP16 on CUDA.
     "full": dict(),
-    # A real run on a 2-core CPU: all-MiniLM-L6-v2 (6L, 384 wide) fine-tuned on all 67k SST-2 training sentences
-    # as the teacher, 3-layer students on 16k of them, the whole dev set. With a teacher fine-tuned on only the
-    # students' own data, distillation had nothing to add (BENCHMARKS.md, "Quality" sections).
+    # A real run on a 2-core CPU (~25 min): all-MiniLM-L6-v2 (6L, 384 wide) fine-tuned on 32k SST-2 training
+    # sentences as the teacher; 3-layer students see 16k of those sentences, of which only the first 4k keep
+    # their label (an unlabelled transfer set: `ce` can use the 4k, the distilled students all 16k). With every
+    # student sentence labelled, distillation did not beat `ce` over 5 seeds (BENCHMARKS.md, multi-seed sections).
     "cpu": dict(
         teacher="minilm-l6",
         student_layers=3,
         extra_student_layers=[2],
         max_length=64,
         max_train_samples=16000,
-        teacher_train_samples=67349,  # the whole GLUE training split: a teacher stronger than its students
+        labelled_train_samples=4000,  # the rest of the 16k are a transfer set: teacher soft labels only
+        teacher_train_samples=32000,  # a teacher that has seen more labelled data than its students
         learning_rate=1e-4,
         teacher_learning_rate=1e-4,
         num_epochs=2.0,
@@ -319,7 +322,8 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
 
     Precedence, lowest to highest: dataclass defaults < profile < environment (``KDLAB_DATA_DIR``,
     ``KDLAB_TEACHER``, ``KDLAB_RUNS_DIR``, ``KDLAB_MAX_TRAIN_SAMPLES`` (students; it also caps the teacher's
-    sentences unless ``KDLAB_TEACHER_TRAIN_SAMPLES`` is set), ``KDLAB_TEACHER_TRAIN_SAMPLES``,
+    sentences unless ``KDLAB_TEACHER_TRAIN_SAMPLES`` is set, and scales the labelled ones with the profile's
+    share), ``KDLAB_TEACHER_TRAIN_SAMPLES``,
     ``KDLAB_MAX_EVAL_SAMPLES``, ``KDLAB_EPOCHS``, then any field from ``KDLAB_OVERRIDES``, a JSON object) <
     keyword overrides.
     """
@@ -331,11 +335,16 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
     for env, field_name in ENV_OVERRIDES.items():
         if os.environ.get(env) not in (None, ""):
             values[field_name] = _coerce(field_name, os.environ[env], getattr(defaults, field_name), env)
-    # A quick run with fewer student sentences should not fine-tune the teacher on all of them.
-    if os.environ.get("KDLAB_MAX_TRAIN_SAMPLES") and not os.environ.get("KDLAB_TEACHER_TRAIN_SAMPLES"):
-        cap, teacher_n = values.get("max_train_samples"), values.get("teacher_train_samples")
-        if cap is not None and teacher_n is not None and teacher_n > cap:
+    # A quick run with fewer student sentences should not fine-tune the teacher on all of them, and keeps the
+    # profile's share of labelled student sentences (cpu: 4,000 of 16,000 -> a quarter of the cap).
+    cap = values.get("max_train_samples") if os.environ.get("KDLAB_MAX_TRAIN_SAMPLES") else None
+    if cap is not None and not os.environ.get("KDLAB_TEACHER_TRAIN_SAMPLES"):
+        teacher_n = values.get("teacher_train_samples")
+        if teacher_n is not None and teacher_n > cap:
             values["teacher_train_samples"] = cap
+    profile_n, labelled = PROFILES[name].get("max_train_samples"), values.get("labelled_train_samples")
+    if cap is not None and profile_n and labelled is not None and cap < profile_n:
+        values["labelled_train_samples"] = max(1, round(labelled * cap / profile_n))
     values.update(_env_overrides())
     values.update(overrides)
     if values.get("data", "hub") not in ("hub", "synthetic"):

@@ -223,9 +223,13 @@ def student_dir(cfg: KDConfig, name: str, tag: str | None = None) -> Path:
 
 
 def config_differences(saved: dict, cfg: KDConfig) -> dict[str, tuple]:
-    """``{field: (saved, now)}`` for the fields that change what a student is (``NOT_TRAINING_FIELDS`` aside)."""
-    now = cfg.to_dict()
-    return {k: (saved.get(k), now[k]) for k in now if k not in NOT_TRAINING_FIELDS and saved.get(k) != now[k]}
+    """``{field: (saved, now)}`` for the fields that change what a student is (``NOT_TRAINING_FIELDS`` aside).
+
+    A field missing from ``saved`` (a record written before kdlab had that field) counts as the field's default, so
+    adding a setting to kdlab does not make every saved run look different."""
+    now, defaults = cfg.to_dict(), KDConfig().to_dict()
+    return {k: (saved.get(k, defaults[k]), now[k]) for k in now
+            if k not in NOT_TRAINING_FIELDS and saved.get(k, defaults[k]) != now[k]}
 
 
 def load_student(cfg: KDConfig, variant: str, tag: str | None = None, allow_other_settings: bool = False):

@@ -19,7 +19,10 @@ def load_reference() -> dict:
     return json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
 
 
-def reference_spread(tag: str = "defaults"):
+DEFAULT_TAG = "cpu"  # the `cpu` profile's own settings; "all-labelled": every student sentence labelled
+
+
+def reference_spread(tag: str = DEFAULT_TAG):
     """The per-student mean ± sd over seeds measured for ``tag`` (a DataFrame; the setting is in ``setting``)."""
     import pandas as pd
 
@@ -31,12 +34,32 @@ def reference_spread(tag: str = "defaults"):
     return table.round(2)
 
 
-def reference_comparisons(tag: str = "defaults"):
+def reference_comparisons(tag: str = DEFAULT_TAG):
     """The paired comparisons measured for ``tag`` (mean difference, seed-level t-test, bootstrap interval)."""
     import pandas as pd
 
     ref = load_reference().get(tag) or {}
     return pd.DataFrame(ref.get("comparisons", [])).round(3)
+
+
+def lesson_table():
+    """One row per shipped setting: its teacher, each student's mean ± sd over seeds, and MiniLM − CE with the
+    bootstrap interval (points) — the numbers behind the lab's lesson on when distillation pays."""
+    import pandas as pd
+
+    rows = []
+    for tag, ref in load_reference().items():
+        row = {"setting": ref.get("setting", tag), "seeds": len(ref["seeds"]),
+               "teacher_%": round(100 * ref["teacher_accuracy"], 1)}
+        for s in ref["summary"]:
+            row[f"{s['variant']}_%"] = f"{s['mean_%']:.1f} ± {s['sd_%']:.1f}"
+        for c in ref["comparisons"]:
+            if (c["a"], c["b"]) == ("minilm", "ce"):
+                row["minilm − ce"] = f"{c['mean_diff']:+.1f} [{c['boot_low']:+.1f}, {c['boot_high']:+.1f}]"
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame([{"note": "no reference measurement shipped with this kdlab"}])
+    return pd.DataFrame(rows)
 
 
 def export_reference(summaries: dict[str, str | Path], settings: dict[str, str] | None = None) -> Path:
@@ -46,6 +69,7 @@ def export_reference(summaries: dict[str, str | Path], settings: dict[str, str] 
     for tag, path in summaries.items():
         summary = json.loads(Path(path).read_text(encoding="utf-8"))
         out[tag] = {"setting": (settings or {}).get(tag, tag), "seeds": summary["seeds"],
+                    "config": summary.get("config"),
                     "teacher_accuracy": summary["teacher_accuracy"], "overrides": summary["overrides"],
                     "summary": summary["summary"], "comparisons": summary["comparisons"]}
     REFERENCE_FILE.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

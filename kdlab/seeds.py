@@ -40,11 +40,13 @@ def _row(variant: str, seed: int, record: dict) -> dict:
 
 
 def saved_run(root: str | Path, seed: int, variant: str, cfg: KDConfig) -> dict | None:
-    """The row of a run saved under ``root`` with exactly ``cfg`` (seed included), or None."""
+    """The row of a run saved under ``root`` with the training settings of ``cfg`` (seed included), or None."""
     from kdlab.distill import RESULT_FILE
+    from kdlab.lab import config_differences
 
     record = read_json(run_folder(root, seed, variant) / RESULT_FILE)
-    if record and record.get("config") == cfg.to_dict() and record.get("predictions") is not None:
+    if (record and record.get("predictions") is not None and isinstance(record.get("config"), dict)
+            and not config_differences(record["config"], cfg)):
         return _row(variant, seed, record)
     return None
 

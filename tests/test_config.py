@@ -27,7 +27,8 @@ def test_cpu_profile_values():
     assert cfg.teacher == "minilm-l6"
     assert cfg.data == "hub"
     assert (cfg.student_layers, cfg.extra_student_layers, cfg.max_length) == (3, [2], 64)
-    assert (cfg.max_train_samples, cfg.teacher_train_samples, cfg.max_eval_samples) == (16000, 67349, None)
+    assert (cfg.max_train_samples, cfg.teacher_train_samples, cfg.max_eval_samples) == (16000, 32000, None)
+    assert cfg.labelled_train_samples == 4000  # the other 12k student sentences are an unlabelled transfer set
     assert (cfg.learning_rate, cfg.teacher_learning_rate, cfg.num_epochs, cfg.teacher_epochs) == (1e-4, 1e-4, 2.0, 1.0)
     assert (cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta) == (4.0, 0.1, 0.4, 0.3, 0.2)
 
@@ -78,6 +79,7 @@ def test_numeric_environment_overrides(monkeypatch):
     monkeypatch.setenv("KDLAB_EPOCHS", "1.5")
     cfg = load_config("cpu")
     assert cfg.max_train_samples == 100 and isinstance(cfg.max_train_samples, int)
+    assert cfg.labelled_train_samples == 25  # the profile's share: 4,000 of 16,000 sentences labelled
     assert cfg.max_eval_samples is None
     assert cfg.num_epochs == 1.5
 

@@ -244,6 +244,8 @@ def test_max_train_samples_from_the_environment_caps_the_teacher_too(monkeypatch
     monkeypatch.setenv("KDLAB_TEACHER_TRAIN_SAMPLES", "300")
     cfg = load_config("cpu")
     assert (cfg.max_train_samples, cfg.teacher_train_samples) == (100, 300)
+    monkeypatch.setenv("KDLAB_MAX_TRAIN_SAMPLES", "40000")  # above the profile's 16k: nothing to scale
+    assert load_config("cpu").labelled_train_samples == 4000
 
 
 # --- more than two classes ---------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The unlabelled transfer set (students see labels for part of their sentences; KD also runs on the rest) and
 multi-seed measurement (spread, paired comparisons)."""
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -142,12 +144,39 @@ def test_train_seeds_saves_and_reuses_runs(tmp_path, monkeypatch, finetuned_teac
     data = synthetic_sst2(32, 16, seed=1, negation=0.0)
     data = DatasetDict(train=data["train"], validation=data["validation"])
     cfg = load_config("smoke", runs_dir=str(tmp_path), num_epochs=1.0)
-    first = train_seeds(cfg, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1, 2], tmp_path / "q", log=lambda m: None)
+    first = train_seeds(cfg, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1, 2], tmp_path / "q",
+                        log=lambda m: None)
     assert [r["seed"] for r in first] == [1, 2] and all(len(r["predictions"]) == 16 for r in first)
 
     def no_training(*a, **k):
         raise AssertionError("a saved run should have been reused")
 
     monkeypatch.setattr("kdlab.distill.distill", no_training)
-    again = train_seeds(cfg, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1, 2], tmp_path / "q", log=lambda m: None)
+    again = train_seeds(cfg, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1, 2], tmp_path / "q",
+                        log=lambda m: None)
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in first]
+
+    # A record written before kdlab had a field (here `num_seeds`, at its default) is still the same run ...
+    record_path = tmp_path / "q" / "seed-1" / "ce" / "kdlab.json"
+    record = json.loads(record_path.read_text())
+    del record["config"]["num_seeds"], record["config"]["student_init"]
+    record_path.write_text(json.dumps(record))
+    assert train_seeds(cfg, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1], tmp_path / "q",
+                       log=lambda m: None)[0]["accuracy"] == first[0]["accuracy"]
+    # ... but a run whose missing field now has a non-default value is not.
+    random_init = dataclasses.replace(cfg, student_init="random")
+    with pytest.raises(AssertionError, match="reused"):
+        train_seeds(random_init, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1], tmp_path / "q",
+                    log=lambda m: None)
+
+
+def test_config_differences_reads_missing_fields_as_defaults(tmp_path):
+    cfg = load_config("smoke", runs_dir=str(tmp_path))
+    saved = cfg.to_dict()
+    assert lab.config_differences(saved, cfg) == {}
+    del saved["student_init"]  # default "teacher": not a difference
+    assert lab.config_differences(saved, cfg) == {}
+    saved["temperature"] = 2.0
+    assert lab.config_differences(saved, cfg) == {"temperature": (2.0, cfg.temperature)}
+    del saved["max_length"]  # smoke's max_length (32) is not the default (128): a difference
+    assert lab.config_differences(saved, cfg)["max_length"] == (128, 32)

@@ -1,0 +1,46 @@
+"""The multi-seed reference numbers shipped with kdlab (``kdlab/reference_results.json``) and how they are read."""
+
+import json
+
+from kdlab import lab, reference
+from kdlab.config import load_config
+
+
+def test_shipped_reference_matches_the_cpu_profile():
+    ref = reference.load_reference()
+    assert {"cpu", "all-labelled"} <= set(ref)
+    for tag, measured in ref.items():
+        assert len(measured["seeds"]) >= 5, tag
+        assert {s["variant"] for s in measured["summary"]} >= {"ce", "hinton", "minilm"}, tag
+        assert all(s["seeds"] == len(measured["seeds"]) for s in measured["summary"]), tag
+    cfg = load_config("cpu")
+    differences = lab.config_differences(ref["cpu"]["config"], cfg)
+    differences.pop("data", None)  # measured on a local copy of SST-2; the profile reads it from the Hub
+    assert differences == {}, (f"the cpu profile changed since its reference was measured: {differences}; "
+                               "rerun `python benchmarks/quality.py --seeds 5 --tag transfer-4k` and export it")
+    other = lab.config_differences(ref["all-labelled"]["config"], cfg)
+    other.pop("data", None)
+    assert other == {"labelled_train_samples": (None, 4000), "teacher_train_samples": (67349, 32000)}
+
+
+def test_lesson_table_shows_every_shipped_setting():
+    ref = reference.load_reference()
+    table = reference.lesson_table()
+    assert list(table["setting"]) == [measured["setting"] for measured in ref.values()]
+    assert table["minilm − ce"].str.match(r"^[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]$").all()
+
+
+def test_export_and_read_back(tmp_path, monkeypatch):
+    summary = {"seeds": [1, 2], "teacher_accuracy": 0.9, "overrides": {}, "config": {"seed": 1},
+               "summary": [{"variant": v, "seeds": 2, "mean_%": m, "sd_%": 0.5, "min_%": m - 1, "max_%": m + 1}
+                           for v, m in (("ce", 85.0), ("hinton", 85.5), ("minilm", 86.0))],
+               "comparisons": [{"a": "minilm", "b": "ce", "mean_diff": 1.0, "boot_low": 0.2, "boot_high": 1.8}]}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    monkeypatch.setattr(reference, "REFERENCE_FILE", tmp_path / "reference.json")
+    reference.export_reference({"x": path}, {"x": "a setting"})
+    spread = reference.reference_spread("x")
+    assert list(spread["variant"]) == ["ce", "hinton", "minilm"] and set(spread["setting"]) == {"a setting"}
+    row = reference.lesson_table().iloc[0]
+    assert (row["ce_%"], row["minilm − ce"], row["teacher_%"]) == ("85.0 ± 0.5", "+1.0 [+0.2, +1.8]", 90.0)
+    assert "no reference" in reference.reference_spread("missing")["note"].iloc[0]
