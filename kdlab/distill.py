@@ -228,7 +228,7 @@ def distill(
         run_dir / "checkpoints" / (checkpoint_name or variant),
         teacher=teacher if loss_fn.needs_teacher else None,
         learning_rate=cfg.learning_rate, epochs=cfg.num_epochs, warmup_steps=cfg.warmup_steps,
-        name=variant, resume=resume,
+        name=checkpoint_name or variant, resume=resume,  # the progress lines and the record name the run
     )
 
 

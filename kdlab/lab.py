@@ -223,10 +223,8 @@ def student_dir(cfg: KDConfig, name: str, tag: str | None = None) -> Path:
 
 
 def config_differences(saved: dict, cfg: KDConfig) -> dict[str, tuple]:
-    """``{field: (saved, now)}`` for the fields that change what a student is (``NOT_TRAINING_FIELDS`` aside).
-
-    A field missing from ``saved`` (a record written before kdlab had that field) counts as the field's default, so
-    adding a setting to kdlab does not make every saved run look different."""
+    """``{field: (saved, now)}`` for the fields that change what a student is (``NOT_TRAINING_FIELDS`` aside); a
+    field missing from ``saved`` (written before kdlab had it) counts as its default, not as a difference."""
     now, defaults = cfg.to_dict(), KDConfig().to_dict()
     return {k: (saved.get(k, defaults[k]), now[k]) for k in now
             if k not in NOT_TRAINING_FIELDS and saved.get(k, defaults[k]) != now[k]}

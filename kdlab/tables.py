@@ -58,8 +58,11 @@ def data_summary(data):
     from kdlab.data import label_balance, label_names
 
     names = label_names(data["validation"])
-    return pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split, names)}
-                         for name, split in data.items()]).fillna(0)
+    table = pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split, names)}
+                          for name, split in data.items()])
+    counts = [c for c in table.columns if c != "split"]
+    table[counts] = table[counts].fillna(0).astype(int)
+    return table
 
 
 def layer_map_table(student):
@@ -175,7 +178,7 @@ def loss_terms_table(history: list[dict], loss, last: int = 3):
                          "weighted": weight * float(np.mean(values))})
     table = pd.DataFrame(rows)
     if len(table):
-        table["share_%"] = 100 * table["weighted"] / table["weighted"].sum()
+        table["share_%"] = (100 * table["weighted"] / table["weighted"].sum()).round(1)
     return table.round(4)
 
 
