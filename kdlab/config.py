@@ -60,6 +60,9 @@ class KDConfig:
     # Unlabelled transfer set: of the students' max_train_samples sentences, only the first N keep their gold label;
     # the rest are distilled from the teacher's soft labels alone (CE skips them; a `ce` student trains on the N).
     labelled_train_samples: int | None = None  # None = every student sentence labelled
+    # Augmented transfer set (kdlab.augment, Tang et al. 2019): per student sentence up to N copies with [MASK]ed
+    # words / one n-gram kept, added unlabelled (teacher soft labels only). 0 = none.
+    augment_copies: int = 0
     # --- loss: L = alpha*CE + beta*KD + gamma*attention + delta*value -------------------------------------
     temperature: float = 4.0  # Hinton temperature T (KD term is multiplied by T^2)
     alpha: float = 0.1  # weight of cross-entropy with the gold labels
@@ -161,6 +164,8 @@ class KDConfig:
             raise KDLabError(f"labelled_train_samples={self.labelled_train_samples} is more than max_train_samples="
                              f"{self.max_train_samples}: the labelled sentences are part of the students' sentences. "
                              "Lower labelled_train_samples too, or set it to None (every sentence labelled).")
+        if self.augment_copies < 0:
+            raise KDLabError(f"augment_copies={self.augment_copies}: use 0 (none) or a positive number of copies.")
         for name in ("max_train_samples", "max_eval_samples", "teacher_train_samples", "labelled_train_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:

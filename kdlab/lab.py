@@ -89,21 +89,23 @@ def environment() -> dict:
 
 
 def load_data(cfg: KDConfig, for_teacher: bool = False):
-    """SST-2 for the students (``max_train_samples``) or for fine-tuning the teacher (``teacher_train_samples``).
-
-    Both subsets come from the same seeded shuffle, so the students' sentences are a subset of the teacher's.
-    With ``labelled_train_samples`` the students' sentences beyond that many lose their labels (an unlabelled
-    transfer set, ``kdlab.data.hide_labels``); the teacher's never do.
-    """
+    """SST-2 for the students (``max_train_samples``) or for fine-tuning the teacher (``teacher_train_samples``),
+    from one seeded shuffle (the students' sentences are a subset of the teacher's). The students' sentences beyond
+    ``labelled_train_samples`` lose their labels (``kdlab.data.hide_labels``) and ``augment_copies`` adds augmented
+    unlabelled ones (``kdlab.augment``): an unlabelled transfer set. The teacher's never change."""
     from datasets import DatasetDict
 
+    from kdlab.augment import add_augmented
     from kdlab.data import hide_labels
 
     n = (cfg.teacher_train_samples or cfg.max_train_samples) if for_teacher else cfg.max_train_samples
     data = load_sst2(cfg.data, n, cfg.max_eval_samples, cfg.seed)
-    if for_teacher or cfg.labelled_train_samples is None or cfg.labelled_train_samples >= len(data["train"]):
+    if for_teacher:
         return data
-    return DatasetDict(train=hide_labels(data["train"], cfg.labelled_train_samples), validation=data["validation"])
+    train = data["train"]
+    if cfg.labelled_train_samples is not None and cfg.labelled_train_samples < len(train):
+        train = hide_labels(train, cfg.labelled_train_samples)
+    return DatasetDict(train=add_augmented(train, cfg.augment_copies, cfg.seed), validation=data["validation"])
 
 
 # --- the teacher ---------------------------------------------------------------------------------------------------
@@ -282,15 +284,12 @@ def _saved_result(folder: Path, cfg: KDConfig, variant: str):
 
 def train_variant(cfg: KDConfig, teacher: Teacher, data, variant: str, name: str | None = None,
                   tag: str | None = None, retrain: bool = False, **overrides):
-    """Train one student and save it; store its dev metrics in results.json.
-
-    ``variant``: the loss (``ce``, ``hinton``, ``minilm``). ``name``: what the student is called (default the
-    variant; e.g. ``ce-random`` with ``student_init="random"``). ``overrides``: config fields for this student
-    only (``temperature=8``, ``student_layers=4``...). ``tag``: an experiment; it is saved under
-    ``experiments/<tag>/<name>`` and recorded under ``results["experiments"][tag]``, so it never replaces the lab's
-    students. A student already saved with the same settings is reused instead of trained again (``retrain=True``
-    forces training); its history comes back from its saved record.
-    """
+    """Train one student and save it; store its dev metrics in results.json. ``variant``: the loss (``ce``,
+    ``hinton``, ``minilm``). ``name``: what the student is called (default the variant; e.g. ``ce-random`` with
+    ``student_init="random"``). ``overrides``: config fields for this student only (``temperature=8``,
+    ``student_layers=4``...). ``tag``: an experiment, saved under ``experiments/<tag>/<name>`` and recorded under
+    ``results["experiments"][tag]``, so it never replaces the lab's students. A student already saved with the same
+    settings is reused instead of trained again (``retrain=True`` forces it); its history comes from its record."""
     from kdlab.distill import distill
 
     cfg_v = dataclasses.replace(cfg, **overrides).validate() if overrides else cfg
