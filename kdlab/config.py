@@ -47,7 +47,8 @@ class KDConfig:
     layer_map: list[int] | None = None  # teacher layer per student layer; None = alternate (i * L_t / L_s)
     # The student: None = cut from the teacher (student_layers, layer_map); otherwise loaded on its own from a Hub
     # id or local folder (it must share the teacher's tokenizer), or "tiny-random:layers=2,hidden=32,heads=2" (a
-    # tiny random BERT over the smoke vocabulary; optional intermediate=N). Keep student_layers equal to its depth.
+    # tiny random BERT over the smoke vocabulary; optional intermediate=N), or "bilstm[:hidden=H,embedding=E]" (a
+    # BiLSTM over the teacher's vocabulary, kdlab.bilstm; logits losses only). Keep student_layers equal to its depth.
     student: str | None = None
     extra_student_layers: list[int] = field(default_factory=lambda: [4])  # extra sizes shown in tables/benchmarks
     student_init: str = "teacher"  # "teacher": layers copied from the teacher; "random": same shape, random weights

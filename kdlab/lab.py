@@ -233,12 +233,12 @@ def config_differences(saved: dict, cfg: KDConfig) -> dict[str, tuple]:
 
 
 def load_student(cfg: KDConfig, variant: str, tag: str | None = None, allow_other_settings: bool = False):
-    """A saved student (model, tokenizer, its kdlab.json record).
-
-    Stops, naming the notebook to run, when 02-Distill has not saved it; stops, naming what differs, when it was
-    trained under other settings than ``cfg`` (01-Setup re-run with new ones) unless ``allow_other_settings``.
-    """
+    """A saved student (model, tokenizer, its kdlab.json record). Stops, naming the notebook to run, when 02-Distill
+    has not saved it; stops, naming what differs, when it was trained under other settings than ``cfg`` (01-Setup
+    re-run with new ones) unless ``allow_other_settings``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import kdlab.bilstm  # noqa: F401  (registers the BiLSTM student with the Auto classes)
 
     folder = student_dir(cfg, variant, tag)
     record_ = read_json(folder / RESULT_FILE)

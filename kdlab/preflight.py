@@ -27,12 +27,14 @@ def _special_teacher(name: str) -> bool:
 def hub_resources(cfg: KDConfig, teacher_saved: bool = False) -> list[tuple[str, str]]:
     """``(kind, id)`` of what the config needs from the Hub: the teacher (unless local, packaged, or already
     fine-tuned and saved), the student (when it is a Hub id), and SST-2 (``data="hub"``)."""
+    from kdlab.bilstm import parse_bilstm_spec
     from kdlab.student import parse_tiny_student
 
     needed = []
     if not teacher_saved and not _special_teacher(cfg.teacher) and not Path(cfg.teacher).expanduser().exists():
         needed.append(("model", cfg.teacher))
-    if cfg.student and parse_tiny_student(cfg.student) is None and not Path(cfg.student).expanduser().exists():
+    if (cfg.student and parse_tiny_student(cfg.student) is None and parse_bilstm_spec(cfg.student) is None
+            and not Path(cfg.student).expanduser().exists()):
         needed.append(("model", cfg.student))
     if cfg.data == "hub":
         needed.append(("dataset", HUB_DATA))
@@ -110,6 +112,10 @@ def check_student(cfg: KDConfig, t_config, t_tokenizer) -> None:
         alternate_layer_map(teacher_layers, cfg.student_layers)  # raises for 0 or more than the teacher's layers
         if cfg.layer_map is not None:
             check_layer_map(cfg.layer_map, teacher_layers, cfg.student_layers)
+        return
+    from kdlab.bilstm import parse_bilstm_spec
+
+    if parse_bilstm_spec(cfg.student) is not None:  # built from the teacher's vocabulary: nothing to compare
         return
     sizes = parse_tiny_student(cfg.student)
     if sizes is not None:

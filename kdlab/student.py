@@ -212,6 +212,11 @@ def build_student(cfg, teacher: nn.Module, teacher_tokenizer=None) -> nn.Module:
         if getattr(cfg, "student_init", "teacher") == "random":
             return random_student_like(teacher, cfg.student_layers, cfg.seed)
         return init_student_from_teacher(teacher, cfg.student_layers, cfg.layer_map)
+    from kdlab.bilstm import bilstm_from_teacher, parse_bilstm_spec
+
+    bilstm = parse_bilstm_spec(cfg.student)
+    if bilstm is not None:  # "bilstm[:hidden=H,embedding=E]": the teacher's vocabulary and word embeddings
+        return bilstm_from_teacher(teacher, seed=cfg.seed, **bilstm)
     from kdlab.teacher import check_same_vocabulary
 
     model, tokenizer = load_student_model(cfg.student, teacher.config.num_labels, seed=cfg.seed)

@@ -30,6 +30,11 @@ PROJECTIONS_FILE = "kdlab_hidden_projections.pt"  # in a checkpoint folder: the 
 def check_distillation_setup(loss_fn: DistillationLoss, teacher: torch.nn.Module, student: torch.nn.Module) -> None:
     """Checks that need both models, run before training: relation layers inside both models and relation heads
     dividing both Q/K/V widths; hidden-state layer map inside both models (KDLabError naming the problem)."""
+    uses_inner_states = loss_fn.needs_qkv or loss_fn.needs_relation_states or loss_fn.needs_hidden_states
+    if uses_inner_states and not hasattr(student.config, "num_attention_heads"):
+        raise KDLabError(f"the {type(student).__name__} student has no self-attention or Transformer layers to "
+                         "match: use a logits-only variant (`ce` or `hinton`), or gamma = delta = 0 and no "
+                         "relation/hidden-state terms.")
     if loss_fn.needs_relation_states:
         check_relation_setup(teacher, student, loss_fn.relation_heads, loss_fn.relation_teacher_layer,
                              loss_fn.relation_student_layer)

@@ -1,6 +1,7 @@
 """The multi-seed reference numbers shipped with kdlab (``kdlab/reference_results.json``) and how they are read."""
 
 import json
+from pathlib import Path
 
 from kdlab import lab, reference
 from kdlab.config import load_config
@@ -44,3 +45,18 @@ def test_export_and_read_back(tmp_path, monkeypatch):
     row = reference.lesson_table().iloc[0]
     assert (row["ce_%"], row["minilm − ce"], row["teacher_%"]) == ("85.0 ± 0.5", "+1.0 [+0.2, +1.8]", 90.0)
     assert "no reference" in reference.reference_spread("missing")["note"].iloc[0]
+
+
+def test_numbers_quoted_in_02_and_the_readme_are_the_shipped_ones():
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1]
+    cell = next(c.source for c in nbformat.read(root / "02-Distill.ipynb", 4).cells
+                if c.source.startswith("## 這些數字說明什麼"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    ref = reference.load_reference()
+    for tag in ("cpu", "all-labelled"):
+        for s in ref[tag]["summary"]:
+            quoted = f"{s['mean_%']:.1f} ± {s['sd_%']:.1f}"
+            assert quoted in cell, (tag, s["variant"], quoted)
+            assert quoted in readme, (tag, s["variant"], quoted)
