@@ -45,8 +45,9 @@ class BiLSTMForSequenceClassification(PreTrainedModel):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.lstm = nn.LSTM(config.embedding_size, config.hidden_size, batch_first=True, bidirectional=True)
-        self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.hidden_size, config.hidden_size),
-                                        nn.ReLU(), nn.Linear(config.hidden_size, config.num_labels))
+        hidden = config.hidden_size
+        self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * hidden, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, config.num_labels))
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
