@@ -218,7 +218,12 @@ class DistillationLoss:
 
     @property
     def needs_teacher(self) -> bool:
-        return self.beta > 0 or self.needs_qkv or self.needs_relation_states or self.needs_hidden_states
+        return self.beta > 0 or self.needs_inner_states
+
+    @property
+    def needs_inner_states(self) -> bool:
+        """Whether the loss reads inside the models (Q/K/V, relation states or hidden states), not only logits."""
+        return self.needs_qkv or self.needs_relation_states or self.needs_hidden_states
 
     @property
     def needs_relation_states(self) -> bool:

@@ -30,8 +30,7 @@ PROJECTIONS_FILE = "kdlab_hidden_projections.pt"  # in a checkpoint folder: the 
 def check_distillation_setup(loss_fn: DistillationLoss, teacher: torch.nn.Module, student: torch.nn.Module) -> None:
     """Checks that need both models, run before training: relation layers inside both models and relation heads
     dividing both Q/K/V widths; hidden-state layer map inside both models (KDLabError naming the problem)."""
-    uses_inner_states = loss_fn.needs_qkv or loss_fn.needs_relation_states or loss_fn.needs_hidden_states
-    if uses_inner_states and not hasattr(student.config, "num_attention_heads"):
+    if loss_fn.needs_inner_states and not hasattr(student.config, "num_attention_heads"):
         raise KDLabError(f"the {type(student).__name__} student has no self-attention or Transformer layers to "
                          "match: use a logits-only variant (`ce` or `hinton`), or gamma = delta = 0 and no "
                          "relation/hidden-state terms.")
@@ -156,7 +155,7 @@ class DistillationTrainer(Trainer):
                 teacher_rel = rel.raw() if rel else None
                 teacher_hidden = teacher_out.hidden_states if needs_hidden else None
         mask = features.get("attention_mask")
-        if mask is None and (needs_qkv or needs_rel or needs_hidden):
+        if mask is None and loss_fn.needs_inner_states:
             mask = torch.ones_like(features["input_ids"])
         parts = loss_fn(outputs.logits, labels, teacher_logits, student_qkv, teacher_qkv, mask,
                         student_relation_states=student_rel, teacher_relation_states=teacher_rel,
