@@ -184,10 +184,11 @@ def mutual_step_losses(logits: list[torch.Tensor], labels: torch.Tensor, tempera
 def deep_mutual_learning(cfg: KDConfig, peers: list[nn.Module], tokenizer, data, temperature: float = 1.0,
                          weight: float = 1.0, log=print) -> MutualResult:
     """Train ``peers`` together with ``mutual_step_losses`` (AdamW per peer, linear warmup and decay, gradients
-    clipped to 1, FP16 autocast on CUDA); no pre-trained teacher. Data order and dropout follow ``cfg.seed``.
+    clipped to 1, FP16 autocast on CUDA, length-grouped batches); no pre-trained teacher. Data order and dropout follow ``cfg.seed``.
     ``weight=0`` trains the same peers in the same loop with CE alone: the baseline to compare with."""
     from torch.utils.data import DataLoader
     from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup, set_seed
+    from transformers.trainer_pt_utils import LengthGroupedSampler
 
     from kdlab.data import tokenize
     from kdlab.metrics import evaluate_model
@@ -198,8 +199,11 @@ def deep_mutual_learning(cfg: KDConfig, peers: list[nn.Module], tokenizer, data,
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     fp16 = bool(cfg.fp16 and device.type == "cuda")
     train = tokenize(data, tokenizer, cfg.max_length)["train"].remove_columns(["sentence"])
-    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, collate_fn=DataCollatorWithPadding(tokenizer),
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    # Batches of similar lengths, shuffled (as the lab's Trainer runs use): short SST-2 phrases padded to a random
+    # batch's longest sentence would cost several times the compute.
+    sampler = LengthGroupedSampler(cfg.batch_size, lengths=[len(ids) for ids in train["input_ids"]],
+                                   generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
     steps = int(len(loader) * cfg.num_epochs)
     peers = [p.to(device).train() for p in peers]
     optimizers = [torch.optim.AdamW(p.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay) for p in peers]

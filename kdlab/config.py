@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdlab.errors import KDLabError
+from kdlab.schedules import check_schedules
 from kdlab.validation import (RELATION_KINDS, check_relation_kinds, check_types,  # noqa: F401 (re-exported)
                               validate_extra_terms, validate_loss_settings)
 
@@ -71,6 +72,11 @@ class KDConfig:
     gamma: float = 0.3  # weight of MiniLM self-attention distribution transfer (last layer)
     delta: float = 0.2  # weight of MiniLM value-relation transfer (last layer)
     relation_style: str = "kl"  # "kl": MiniLM (KL of relations); "mse": the course text's MSE on attention and A.V
+    # --- the KD term's form and schedules over training (kdlab.schedules; `hinton` and `minilm`, never `ce`) ----
+    kd_style: str = "kl"  # "kl": T²·KL of softened outputs (Hinton); "mse": MSE of the logits (Tang et al. 2019)
+    weight_schedule: str = "constant"  # "staged": relations first, then logits; "soft-to-hard": KD weight → CE
+    temperature_schedule: str = "constant"  # "anneal": T falls linearly from `temperature` to `final_temperature`
+    final_temperature: float = 1.0
     # --- optional extra terms of the `minilm` variant (`ce` and `hinton` stay the plain baselines) -----------
     # MiniLMv2 relation heads (kdlab.relations): any head counts; relation_heads must divide both Q/K/V widths.
     relation_weight: float = 0.0  # weight of the summed relation KLs; 0 = off
@@ -140,6 +146,12 @@ class KDConfig:
                                relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
         validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
                              self.relation_teacher_layer, self.relation_student_layer, self.hidden_layer_map)
+        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature)
+        if self.kd_style not in ("kl", "mse"):
+            raise KDLabError(f"kd_style={self.kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
+        if self.weight_schedule == "staged" and self.alpha + self.beta == 0:
+            raise KDLabError("weight_schedule='staged' trains the relations first and then the logits terms, but "
+                             "alpha = beta = 0: give alpha or beta a weight, or use weight_schedule='constant'.")
         if self.student is not None:
             from kdlab.student import parse_tiny_student
 

@@ -32,6 +32,8 @@ RESULT_FILE = "kdlab.json"  # in a saved model folder: metrics, config, history
 # Config fields of the optional loss terms (passed to DistillationLoss.for_variant; used by the `minilm` variant).
 EXTRA_LOSS_FIELDS = ("relation_weight", "relation_heads", "relation_kinds", "relation_teacher_layer",
                      "relation_student_layer", "hidden_weight", "hidden_layer_map")
+# Config fields of the KD term's form and the schedules (kdlab.schedules; used by `hinton` and `minilm`).
+SCHEDULE_FIELDS = ("kd_style", "weight_schedule", "temperature_schedule", "final_temperature")
 
 
 def loss_extras(cfg: KDConfig) -> dict:
@@ -193,7 +195,8 @@ def loss_for(cfg: KDConfig, variant: str) -> DistillationLoss:
     if variant not in VARIANTS:
         raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
     return DistillationLoss.for_variant(variant, cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta,
-                                        cfg.relation_style, **loss_extras(cfg))
+                                        cfg.relation_style, schedules={k: getattr(cfg, k) for k in SCHEDULE_FIELDS},
+                                        **loss_extras(cfg))
 
 
 def distill(

@@ -21,7 +21,11 @@ import torch.nn.functional as F
 from kdlab.config import RELATION_KINDS, VARIANTS, check_relation_kinds, validate_extra_terms, validate_loss_settings
 from kdlab.errors import KDLabError
 from kdlab.relations import relation_heads_loss
+from kdlab.schedules import check_schedules, scheduled_temperature, scheduled_weights
 from kdlab.self_relations import _fp32, _masked_log_relation, _mean_over_real_queries, relation_kl  # noqa: F401
+
+KD_STYLES = ("kl", "mse")
+
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton knowledge distillation.
@@ -49,6 +53,19 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
         log_p_t = F.log_softmax(_fp32(teacher_logits.detach()) / temperature, dim=-1)
         kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=-1)  # [B]
         return temperature**2 * kl.mean()
+
+
+def logits_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Tang et al. (2019)'s distillation term for a BiLSTM student: MSE between the logits themselves,
+
+        L = (1/(B·C)) Σ_b ‖z_s,b − z_t,b‖²
+
+    ``[B, C]`` each (teacher constant); no temperature: the raw logits carry the teacher's confidence."""
+    if student_logits.shape != teacher_logits.shape:
+        raise KDLabError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ: teacher and student must have the same labels.")
+    with torch.autocast(device_type=student_logits.device.type, enabled=False):
+        return F.mse_loss(_fp32(student_logits), _fp32(teacher_logits.detach()))
 
 
 def _check_relation_inputs(student: tuple, teacher: tuple, attention_mask: torch.Tensor, what: str) -> None:
@@ -190,8 +207,18 @@ class DistillationLoss:
     relation_student_layer: int = -1
     hidden_weight: float = 0.0
     hidden_layer_map: list[list[int]] | None = None
+    kd_style: str = "kl"  # "kl": Hinton's T²·KL of softened outputs; "mse": MSE of the logits (Tang et al. 2019)
+    weight_schedule: str = "constant"  # kdlab.schedules: "constant", "staged", "soft-to-hard"
+    temperature_schedule: str = "constant"  # "constant" or "anneal" (T → final_temperature)
+    final_temperature: float = 1.0
 
     def __post_init__(self):
+        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature)
+        if self.kd_style not in KD_STYLES:
+            raise KDLabError(f"kd_style={self.kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
+        if self.weight_schedule == "staged" and self.alpha + self.beta == 0 and self.needs_inner_states:
+            raise KDLabError("weight_schedule='staged' runs the logits terms after the relations, but alpha = beta = "
+                             "0: give alpha or beta a weight, or use weight_schedule='constant'.")
         validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta,
                                relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
         if self.relation_style not in ("kl", "mse"):
@@ -204,17 +231,19 @@ class DistillationLoss:
 
     @classmethod
     def for_variant(cls, variant: str, temperature=4.0, alpha=0.1, beta=0.4, gamma=0.3, delta=0.2,
-                    relation_style="kl", **extras) -> "DistillationLoss":
+                    relation_style="kl", schedules: dict | None = None, **extras) -> "DistillationLoss":
         """``ce``: CE only (weight 1, no teacher); ``hinton``: α·CE + β·KD; ``minilm``: all four terms plus the
         optional ``extras`` (``relation_weight``, ``relation_heads``, ``relation_kinds``, ``relation_teacher_layer``,
-        ``relation_student_layer``, ``hidden_weight``, ``hidden_layer_map``), which ``ce`` and ``hinton`` ignore."""
+        ``relation_student_layer``, ``hidden_weight``, ``hidden_layer_map``), which ``ce`` and ``hinton`` ignore.
+        ``schedules`` (``kd_style``, ``weight_schedule``, ``temperature_schedule``, ``final_temperature``) apply
+        to ``hinton`` and ``minilm``; ``ce`` stays the plain baseline."""
         if variant not in VARIANTS:
             raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
         if variant == "ce":
             return cls(temperature, 1.0, 0.0, 0.0, 0.0, relation_style)
         if variant == "hinton":
-            return cls(temperature, alpha, beta, 0.0, 0.0, relation_style)
-        return cls(temperature, alpha, beta, gamma, delta, relation_style, **extras)
+            return cls(temperature, alpha, beta, 0.0, 0.0, relation_style, **(schedules or {}))
+        return cls(temperature, alpha, beta, gamma, delta, relation_style, **extras, **(schedules or {}))
 
     @property
     def needs_teacher(self) -> bool:
@@ -252,47 +281,56 @@ class DistillationLoss:
         student_hidden: tuple[torch.Tensor, ...] | None = None,
         teacher_hidden: tuple[torch.Tensor, ...] | None = None,
         hidden_distiller=None,
+        progress: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """Returns ``{"loss": total, "ce": ..., "kd": ..., "attention": ..., "value": ..., "relation": ...,
         "hidden": ...}`` (active terms only).
 
         ``*_qkv``: last-layer Q/K/V split into heads ``[B, H, S, D]``; ``*_relation_states``: Q/K/V ``[B, S, W]``
         of the relation layers (``QKVCapture.raw()``); ``*_hidden``: ``output_hidden_states`` tuples;
-        ``hidden_distiller``: the ``kdlab.hidden.HiddenStateDistiller`` holding the projections.
+        ``hidden_distiller``: the ``kdlab.hidden.HiddenStateDistiller`` holding the projections; ``progress``: the
+        share of training done (0..1), read by the weight and temperature schedules (None = the start).
+        A term whose scheduled weight is 0 at ``progress`` is not computed.
         """
+        weights = scheduled_weights(self.weight_schedule, progress, {
+            "ce": self.alpha, "kd": self.beta, "attention": self.gamma, "value": self.delta,
+            "relation": self.relation_weight, "hidden": self.hidden_weight})
+        temperature = scheduled_temperature(self.temperature_schedule, progress, self.temperature,
+                                            self.final_temperature)
         parts: dict[str, torch.Tensor] = {}
-        if self.alpha > 0:
+        if weights["ce"] > 0:
             parts["ce"] = masked_cross_entropy(student_logits, labels)
-        if self.beta > 0:
+        if weights["kd"] > 0:
             if teacher_logits is None:
                 raise KDLabError("the KD term (beta > 0) needs teacher_logits.")
-            parts["kd"] = kd_loss(student_logits, teacher_logits, self.temperature)
-        if self.needs_qkv:
+            parts["kd"] = (kd_loss(student_logits, teacher_logits, temperature) if self.kd_style == "kl"
+                           else logits_mse_loss(student_logits, teacher_logits))
+        if self.needs_qkv and (weights["attention"] > 0 or weights["value"] > 0):
             if student_qkv is None or teacher_qkv is None or attention_mask is None:
                 raise KDLabError("attention/value terms (gamma/delta > 0) need student_qkv, teacher_qkv and attention_mask.")
             (q_s, k_s, v_s), (q_t, k_t, v_t) = student_qkv, teacher_qkv
             if self.relation_style == "kl":
-                if self.gamma > 0:
+                if weights["attention"] > 0:
                     parts["attention"] = attention_distribution_loss(q_s, k_s, q_t, k_t, attention_mask)
-                if self.delta > 0:
+                if weights["value"] > 0:
                     parts["value"] = value_relation_loss(v_s, v_t, attention_mask)
             else:
-                if self.gamma > 0:
+                if weights["attention"] > 0:
                     parts["attention"] = attention_mse_loss(q_s, k_s, q_t, k_t, attention_mask)
-                if self.delta > 0:
+                if weights["value"] > 0:
                     parts["value"] = value_mse_loss(q_s, k_s, v_s, q_t, k_t, v_t, attention_mask)
-        if self.needs_relation_states:
+        if self.needs_relation_states and weights["relation"] > 0:
             if student_relation_states is None or teacher_relation_states is None or attention_mask is None:
                 raise KDLabError("the relation-heads term (relation_weight > 0) needs student_relation_states, "
                                  "teacher_relation_states and attention_mask.")
             parts["relation"] = relation_heads_loss(student_relation_states, teacher_relation_states, attention_mask,
                                                     self.relation_heads, self.relation_kinds)
-        if self.needs_hidden_states:
+        if self.needs_hidden_states and weights["hidden"] > 0:
             if student_hidden is None or teacher_hidden is None or attention_mask is None or hidden_distiller is None:
                 raise KDLabError("the hidden-state term (hidden_weight > 0) needs student_hidden, teacher_hidden, "
                                  "attention_mask and hidden_distiller (kdlab.hidden.HiddenStateDistiller).")
             parts["hidden"] = hidden_distiller(student_hidden, teacher_hidden, attention_mask)
-        weights = {"ce": self.alpha, "kd": self.beta, "attention": self.gamma, "value": self.delta,
-                   "relation": self.relation_weight, "hidden": self.hidden_weight}
         parts["loss"] = sum(weights[name] * value for name, value in parts.items())
+        if self.temperature_schedule != "constant":
+            parts["temperature"] = torch.tensor(temperature)  # logged, not part of the loss
         return parts

@@ -1,4 +1,4 @@
-"""INT8 weights for CPU inference: dynamic quantization of every ``nn.Linear``.
+"""INT8 weights for CPU inference: dynamic quantization of every ``nn.Linear`` (and ``nn.LSTM``).
 
 All of kdlab's quantization goes through ``quantize_int8`` so the backend can change in one place.
 It uses ``torch.ao.quantization.quantize_dynamic``: deprecated (torchao is its successor) but working in
@@ -19,8 +19,8 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     """A quantized copy of ``model`` (the original is untouched), in eval mode on the CPU.
 
     Every ``nn.Linear`` becomes a dynamically quantized Linear: weights stored as int8 (one scale per tensor),
-    activations quantized per batch at run time, int8 matmul, fp32 output. Embeddings, LayerNorm and
-    everything else stay float32. Runs on the CPU only.
+    activations quantized per batch at run time, int8 matmul, fp32 output; an ``nn.LSTM`` (the BiLSTM student)
+    likewise. Embeddings, LayerNorm and everything else stay float32. Runs on the CPU only.
     """
     source = copy.deepcopy(model).to("cpu", torch.float32).eval()
     with warnings.catch_warnings():
@@ -29,7 +29,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         warnings.filterwarnings("ignore", message=r".*(deprecated|quantize_per_tensor).*")
         from torch.ao.quantization import quantize_dynamic
 
-        quantized = quantize_dynamic(source, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        quantized = quantize_dynamic(source, {nn.Linear, nn.LSTM}, dtype=torch.qint8, inplace=True)
     return quantized.eval()
 
 

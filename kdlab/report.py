@@ -189,7 +189,25 @@ def recommendation(results: dict) -> str:
             lines.append(f"- Recommendation: keep the teacher when accuracy matters most; the best student keeps "
                          f"only {acc[best_student]['accuracy'] / t_acc:.1%} of its accuracy. Use the student "
                          "only under a latency budget the teacher cannot meet.")
+    lines += compression_lines(results.get("compression"))
     return "\n".join(lines)
+
+
+def compression_lines(rows) -> list[str]:
+    """The compressed variants of 06-Compression (one seed), when it ran: the fastest at batch 1 that keeps the
+    retention target, or the closest to it."""
+    rows = [r for r in rows or [] if isinstance(r, dict) and r.get("variant") != "teacher"
+            and r.get("retention_%") is not None and r.get("speed_x_b1") is not None]
+    if not rows:
+        return []
+    keep = [r for r in rows if r["retention_%"] >= 100 * RETENTION_TARGET]
+    pick = max(keep, key=lambda r: r["speed_x_b1"]) if keep else max(rows, key=lambda r: r["retention_%"])
+    size = f", {pick['size_x']:.1f}× smaller" if pick.get("size_x") else ""
+    what = (f"the fastest keeping ≥ {RETENTION_TARGET:.0%} of the teacher's accuracy is `{pick['variant']}`"
+            if keep else f"none keeps {RETENTION_TARGET:.0%} of the teacher's accuracy; the closest is "
+                         f"`{pick['variant']}`")
+    return [f"- Compressed variants (06-Compression, one seed, CPU): {what} — {pick['speed_x_b1']:.1f}× faster at "
+            f"batch 1{size}, {pick['retention_%']:.1f}% retention."]
 
 
 def render_markdown(results: dict) -> str:

@@ -125,7 +125,7 @@ class DistillationTrainer(Trainer):
             self.hidden_distiller = HiddenStateDistiller.for_models(
                 self.model, self.teacher, loss_fn.hidden_layer_map).to(self.args.device)
         self._sums: dict[str, torch.Tensor] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training:  # evaluation: the student's own CE
@@ -160,7 +160,8 @@ class DistillationTrainer(Trainer):
         parts = loss_fn(outputs.logits, labels, teacher_logits, student_qkv, teacher_qkv, mask,
                         student_relation_states=student_rel, teacher_relation_states=teacher_rel,
                         student_hidden=outputs.hidden_states if needs_hidden else None,
-                        teacher_hidden=teacher_hidden, hidden_distiller=self.hidden_distiller)
+                        teacher_hidden=teacher_hidden, hidden_distiller=self.hidden_distiller,
+                        progress=self.state.global_step / max(1, self.state.max_steps))
         self._record(parts)
         return (parts["loss"], outputs) if return_outputs else parts["loss"]
 
@@ -209,16 +210,17 @@ class DistillationTrainer(Trainer):
         return torch.utils.data.SequentialSampler(eval_dataset)
 
     def _record(self, parts: dict[str, torch.Tensor]) -> None:
+        """Sum each term over the steps it was computed in (a scheduled term may be off for some steps)."""
         for name, value in parts.items():
             if name != "loss":
                 self._sums[name] = self._sums.get(name, 0.0) + value.detach().float()
-        self._count += 1
+                self._counts[name] = self._counts.get(name, 0) + 1
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._count:
-            for name, total in self._sums.items():
-                logs[f"loss_{name}"] = round(float(total) / self._count, 6)
-            self._sums, self._count = {}, 0
+        if "loss" in logs and self._counts:
+            for name, total in self._sums.items():  # `temperature` (an annealed T) is logged as itself
+                logs[name if name == "temperature" else f"loss_{name}"] = round(float(total) / self._counts[name], 6)
+            self._sums, self._counts = {}, {}
         super().log(logs, start_time)
 
 
