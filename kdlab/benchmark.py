@@ -214,6 +214,8 @@ def _rows_for_batch(models: dict, engines: dict, batch_size: int, seq_len: int, 
     """Rows of one batch size: check outputs, measure memory, then time every ready engine round-robin."""
     rows, steps = [], []
     dev_name = device_name(device)
+    # Real-sentence inputs are drawn once per batch size: every model is timed on the same sentences.
+    shared = None if inputs is None else [{k: v.to(device) for k, v in b.items()} for b in inputs(batch_size)]
     for (name, precision), engine in engines.items():
         model = models[name]
         row = _empty_row(model=name, layers=_layers(model), precision=precision, device=dev_name, threads=threads,
@@ -226,7 +228,7 @@ def _rows_for_batch(models: dict, engines: dict, batch_size: int, seq_len: int, 
         if inputs is None:
             batches = random_batches(batch_size, seq_len, vocab, device)
         else:
-            batches = [{k: v.to(device) for k, v in b.items()} for b in inputs(batch_size)]
+            batches = shared
             row["seq"] = float(np.mean([b["input_ids"].shape[1] for b in batches]))  # mean padded length
         reference = engines[(name, "fp32")].module if (name, "fp32") in engines else _on_device(model, device)
         row["max_abs_diff"] = _max_abs_diff(engine, reference, batches[0])

@@ -241,3 +241,16 @@ def test_train_step_script_quick_appends_a_section(tmp_path):
     assert "Training step (quick)" in text and "minilm / naive minilm" in text
     assert "synthetic sentences" in text and len(padding) == 3
     assert len(result.table) == 5
+
+
+def test_real_sentence_inputs_are_the_same_for_every_model(tiny_tokenizer):
+    """Each model of one batch size is timed on the same drawn sentences (not a fresh draw per model, which made
+    latency ratios depend on which sentences each model happened to get)."""
+    from kdlab.benchmark import real_length_inputs
+
+    sentences = [" ".join(["good"] * n) for n in range(1, 40)]
+    models = tiny_models((2, 1), vocab_size=len(tiny_tokenizer))
+    table = benchmark_models(models, (1, 4), 64, ("fp32", "int8"), warmup=1, repeats=2, measure_disk=False,
+                             inputs=real_length_inputs(tiny_tokenizer, sentences, 64, count=2, seed=3))
+    for _, rows in table.groupby("batch"):
+        assert rows["seq"].nunique() == 1
