@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import parse_overrides  # noqa: E402
+from quality import setup_config  # noqa: E402
 
 from kdlab import advanced, lab  # noqa: E402
 from kdlab.artifacts import atomic_write_json, read_json  # noqa: E402
@@ -114,11 +114,7 @@ def main(argv=None) -> dict:
     for method in methods:
         if method not in METHODS:
             raise SystemExit(f"--methods: unknown method {method!r}; choose from {', '.join(METHODS)}")
-    overrides = parse_overrides(args.set)
-    overrides.setdefault("eval_steps", None)
-    default_data = ROOT.parent / "shared" / "data" / "sst2"
-    data_source = "synthetic" if args.profile.startswith("smoke") and args.data == str(default_data) else args.data
-    cfg = lab.setup(args.profile, data=data_source, **overrides)
+    cfg, overrides = setup_config(args)
     seeds = seed_list(cfg.seed if args.first_seed is None else args.first_seed, args.seeds)
     root = Path(args.root) / args.tag
     start = time.perf_counter()

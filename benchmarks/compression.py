@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import parse_overrides  # noqa: E402
+from quality import parse_overrides, setup_config  # noqa: E402
 
 from kdlab import lab  # noqa: E402
 from kdlab.compression import combined_table, prune_and_recover  # noqa: E402
@@ -147,9 +147,7 @@ def main(argv=None) -> dict:
     from kdlab.benchmark import benchmark_models, real_length_inputs
 
     args = parse_args(argv)
-    default_data = ROOT.parent / "shared" / "data" / "sst2"
-    source = "synthetic" if args.profile.startswith("smoke") and args.data == str(default_data) else args.data
-    cfg = lab.setup(args.profile, data=source, **{"eval_steps": None, **parse_overrides(args.set)})
+    cfg, _ = setup_config(args)
     seeds = seed_list(cfg.seed, args.seeds)
     root = Path(args.root) / args.tag
     start = time.perf_counter()

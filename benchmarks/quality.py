@@ -47,6 +47,16 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def setup_config(args: argparse.Namespace):
+    """(config, overrides) of a script's ``--profile``/``--data``/``--set``: a smoke profile left on the default data
+    folder uses synthetic sentences; no mid-training evaluations unless ``--set eval_steps=N`` (the final model is
+    what is compared)."""
+    overrides = {"eval_steps": None, **parse_overrides(args.set)}
+    default_data = ROOT.parent / "shared" / "data" / "sst2"
+    source = "synthetic" if args.profile.startswith("smoke") and args.data == str(default_data) else args.data
+    return lab.setup(args.profile, data=source, **overrides), overrides
+
+
 def baseline_runs(root: Path, tag: str, seeds: list[int]) -> list[dict]:
     """Another tag's saved runs of ``seeds``, renamed ``variant@tag``; stops when there are none."""
     base = [dict(r, variant=f"{r['variant']}@{tag}") for r in load_runs(root / tag) if r["seed"] in seeds]
@@ -75,11 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    overrides = parse_overrides(args.set)
-    overrides.setdefault("eval_steps", None)  # no mid-training evaluations: the final model is what is compared
-    default_data = ROOT.parent / "shared" / "data" / "sst2"
-    data_source = "synthetic" if args.profile.startswith("smoke") and args.data == str(default_data) else args.data
-    cfg = lab.setup(args.profile, data=data_source, **overrides)
+    cfg, overrides = setup_config(args)
     variants = args.variants.split(",")
     seeds = seed_list(cfg.seed if args.first_seed is None else args.first_seed, args.seeds)
     root = Path(args.root) / args.tag
