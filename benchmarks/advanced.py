@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import setup_config  # noqa: E402
+from quality import COMPARISON_LEGEND, prepare, setup_config, write_section  # noqa: E402
 
 from kdlab import advanced, lab  # noqa: E402
 from kdlab.artifacts import atomic_write_json, read_json  # noqa: E402
-from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.records import markdown_table  # noqa: E402
 from kdlab.seeds import comparison_table, saved_run, seed_list, seed_table  # noqa: E402
 
 METHODS = ("mutual", "ensemble", "assistant", "born-again")
@@ -118,10 +116,7 @@ def main(argv=None) -> dict:
     seeds = seed_list(cfg.seed if args.first_seed is None else args.first_seed, args.seeds)
     root = Path(args.root) / args.tag
     start = time.perf_counter()
-    teacher = lab.prepare_teacher(cfg)
-    data = lab.load_data(cfg)
-    labels = list(data["validation"]["label"])
-    t_eval = lab.evaluate(cfg, teacher.model, teacher.tokenizer, data)
+    teacher, data, labels, t_eval, _ = prepare(cfg)
     second = None
     if "ensemble" in methods:  # one extra teacher for every seed, saved under runs/<profile>/advanced/teachers
         second = advanced.extra_teachers(cfg, [cfg.seed + 1])[0]
@@ -164,7 +159,6 @@ def main(argv=None) -> dict:
                                            "boot_high", "boot_p", "a_only", "b_only"]]) if len(comparisons) else ""
     print(per_seed, "", compared, sep="\n")
     if not args.no_write:
-        command = "python benchmarks/advanced.py " + shlex.join(argv if argv is not None else sys.argv[1:])
         n_train = len(data["train"])
         n_labelled = sum(1 for y in data["train"]["label"] if y != -100)
         notes = [
@@ -173,14 +167,10 @@ def main(argv=None) -> dict:
             f"{n_train:,} sentences ({n_labelled:,} labelled), {cfg.num_epochs:g} epochs, lr {cfg.learning_rate:g}, "
             f"T={cfg.temperature:g}, α={cfg.alpha:g} β={cfg.beta:g}; dev n={len(labels)}; seeds {seeds}",
             "the teacher (and the second teacher) are the same models for every seed: their rows repeat",
-            "mean_diff/sd_diff in points (a − b); t_p: paired t-test over seeds; boot_*: 95% interval and p of a "
-            "bootstrap over seeds and sentences; a_only/b_only: discordant sentences summed over seeds",
+            COMPARISON_LEGEND,
         ]
-        lines = report_header(command, "cpu", lab.environment()["torch_threads"], notes)
-        lines += ["", per_seed, "", compared]
-        path = append_markdown(args.output, f"Advanced methods over {len(seeds)} seeds: `{args.tag}` — "
-                                            f"{dt.date.today().isoformat()}", lines)
-        print(f"appended to {path}")
+        write_section(args.output, "advanced.py", argv, f"Advanced methods over {len(seeds)} seeds: `{args.tag}`",
+                      notes, [per_seed, compared])
     return result
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import parse_overrides, setup_config  # noqa: E402
+from quality import parse_overrides, prepare, setup_config, write_section  # noqa: E402
 
 from kdlab import lab  # noqa: E402
 from kdlab.compression import combined_table, prune_and_recover  # noqa: E402
-from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.records import markdown_table  # noqa: E402
 from kdlab.seeds import comparison_table, run_folder, saved_run, seed_list  # noqa: E402
 
 BILSTM = {"BiLSTM (labels only)": ("ce", "kl"), "BiLSTM + KD (KL)": ("hinton", "kl"),
@@ -151,10 +149,7 @@ def main(argv=None) -> dict:
     seeds = seed_list(cfg.seed, args.seeds)
     root = Path(args.root) / args.tag
     start = time.perf_counter()
-    teacher = lab.prepare_teacher(cfg)
-    data = lab.load_data(cfg)
-    labels = list(data["validation"]["label"])
-    t_eval = lab.evaluate(cfg, teacher.model, teacher.tokenizer, data)
+    teacher, data, labels, t_eval, _ = prepare(cfg)
     rows, first_models = [], None
     for seed in seeds:
         models, seed_rows = seed_models(args, cfg, teacher, data, seed, root)
@@ -187,16 +182,14 @@ def main(argv=None) -> dict:
                                            "boot_high", "boot_p"]]) if len(comparisons) else ""
     print(shown, "", compared, sep="\n")
     if not args.no_write:
-        command = "python benchmarks/compression.py " + shlex.join(argv if argv is not None else sys.argv[1:])
         notes = [f"profile `{cfg.profile}`; teacher {t_eval['accuracy']:.1%}; seeds {seeds}; pruning "
                  f"{args.head_fraction:.0%} of heads and {args.neuron_fraction:.0%} of FFN neurons (gradient-of-mask "
                  f"importance on 1,024 training sentences), then {args.recovery_epochs:g} epoch of KD recovery; "
                  f"BiLSTM `{args.bilstm}` {args.bilstm_set}; wall {(time.perf_counter() - start) / 60:.1f} min",
                  "size: the saved weights (safetensors; INT8: torch.save of the quantized state dict); speed_x: the "
                  "teacher's P50 / the variant's, CPU, real dev sentences; course_claim: the course text's table"]
-        lines = report_header(command, "cpu", lab.environment()["torch_threads"], notes) + ["", shown, "", compared]
-        print("appended to", append_markdown(args.output, f"Combined compression over {len(seeds)} seeds: "
-                                                          f"`{args.tag}` — {dt.date.today().isoformat()}", lines))
+        write_section(args.output, "compression.py", argv, f"Combined compression over {len(seeds)} seeds: "
+                      f"`{args.tag}`", notes, [shown, compared])
     return result
 
 

@@ -57,6 +57,29 @@ def setup_config(args: argparse.Namespace):
     return lab.setup(args.profile, data=source, **overrides), overrides
 
 
+COMPARISON_LEGEND = ("mean_diff/sd_diff in points (a − b); t_p: paired t-test over seeds; boot_*: 95% interval and p "
+                     "of a bootstrap over seeds and sentences; a_only/b_only: discordant sentences summed over seeds")
+
+
+def prepare(cfg):
+    """(teacher, data, dev labels, the teacher's dev metrics, seconds spent preparing the teacher) for a script."""
+    start = time.perf_counter()
+    teacher = lab.prepare_teacher(cfg)
+    seconds = time.perf_counter() - start
+    data = lab.load_data(cfg)
+    return teacher, data, list(data["validation"]["label"]), lab.evaluate(cfg, teacher.model, teacher.tokenizer,
+                                                                          data), seconds
+
+
+def write_section(output, script: str, argv, title: str, notes: list[str], tables: list[str]) -> None:
+    """Append a dated ``title`` section to ``output`` (BENCHMARKS.md): how the script ran, ``notes``, ``tables``."""
+    command = f"python benchmarks/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
+    lines = report_header(command, "cpu", lab.environment()["torch_threads"], notes)
+    for table in tables:
+        lines += ["", table]
+    print(f"appended to {append_markdown(output, f'{title} — {dt.date.today().isoformat()}', lines)}")
+
+
 def baseline_runs(root: Path, tag: str, seeds: list[int]) -> list[dict]:
     """Another tag's saved runs of ``seeds``, renamed ``variant@tag``; stops when there are none."""
     base = [dict(r, variant=f"{r['variant']}@{tag}") for r in load_runs(root / tag) if r["seed"] in seeds]
@@ -91,11 +114,7 @@ def main(argv=None) -> dict:
     root = Path(args.root) / args.tag
     base = baseline_runs(Path(args.root), args.baseline, seeds) if args.baseline else []  # before any training
     start = time.perf_counter()
-    teacher = lab.prepare_teacher(cfg)
-    teacher_seconds = time.perf_counter() - start
-    data = lab.load_data(cfg)
-    labels = list(data["validation"]["label"])
-    t_eval = lab.evaluate(cfg, teacher.model, teacher.tokenizer, data)
+    teacher, data, labels, t_eval, teacher_seconds = prepare(cfg)
     rows = train_seeds(cfg, teacher.model, teacher.tokenizer, data, variants, seeds, root,
                        log=lambda msg: print(f"[{args.tag}] {msg}", flush=True))
     summary = seed_table(rows, variants)
@@ -117,7 +136,6 @@ def main(argv=None) -> dict:
                                            "boot_high", "boot_p", "a_only", "b_only"]]) if len(comparisons) else ""
     print(per_seed, "", compared, sep="\n")
     if not args.no_write:
-        command = "python benchmarks/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])
         n_train, n_labelled = len(data["train"]), sum(1 for y in data["train"]["label"] if y != -100)
         notes = [
             f"profile `{cfg.profile}`, overrides {overrides}; teacher {t_eval['accuracy']:.1%} dev "
@@ -126,14 +144,10 @@ def main(argv=None) -> dict:
             f"{'; `ce` trains on the labelled ones only' if n_labelled < n_train else ''}), {cfg.num_epochs:g} epochs, "
             f"lr {cfg.learning_rate:g}, batch {cfg.batch_size}, T={cfg.temperature:g}, α={cfg.alpha:g} β={cfg.beta:g} "
             f"γ={cfg.gamma:g} δ={cfg.delta:g}; dev n={len(labels)}; seeds {seeds} (training seed: order, dropout)",
-            "mean_diff/sd_diff in points (a − b); t_p: paired t-test over seeds; boot_*: 95% interval and p of a "
-            "bootstrap over seeds and sentences; a_only/b_only: discordant sentences summed over seeds",
+            COMPARISON_LEGEND,
         ]
-        lines = report_header(command, "cpu", lab.environment()["torch_threads"], notes)
-        lines += ["", per_seed, "", compared]
-        path = append_markdown(args.output, f"Quality over {len(seeds)} seeds: `{args.tag}` — "
-                                            f"{dt.date.today().isoformat()}", lines)
-        print(f"appended to {path}")
+        write_section(args.output, "quality.py", argv, f"Quality over {len(seeds)} seeds: `{args.tag}`", notes,
+                      [per_seed, compared])
     return result
 
 
