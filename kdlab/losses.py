@@ -24,9 +24,6 @@ from kdlab.relations import relation_heads_loss
 from kdlab.schedules import check_schedules, scheduled_temperature, scheduled_weights
 from kdlab.self_relations import _fp32, _masked_log_relation, _mean_over_real_queries, relation_kl  # noqa: F401
 
-KD_STYLES = ("kl", "mse")
-
-
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton knowledge distillation.
 
@@ -213,9 +210,7 @@ class DistillationLoss:
     final_temperature: float = 1.0
 
     def __post_init__(self):
-        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature)
-        if self.kd_style not in KD_STYLES:
-            raise KDLabError(f"kd_style={self.kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
+        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style)
         if self.weight_schedule == "staged" and self.alpha + self.beta == 0 and self.needs_inner_states:
             raise KDLabError("weight_schedule='staged' runs the logits terms after the relations, but alpha = beta = "
                              "0: give alpha or beta a weight, or use weight_schedule='constant'.")

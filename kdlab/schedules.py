@@ -24,11 +24,15 @@ from kdlab.errors import KDLabError
 
 WEIGHT_SCHEDULES = ("constant", "staged", "soft-to-hard")
 TEMPERATURE_SCHEDULES = ("constant", "anneal")
+KD_STYLES = ("kl", "mse")  # the KD term: Hinton's T²·KL, or Tang et al.'s logits MSE
 STAGE_SPLIT = 0.5  # `staged`: share of the training steps given to the inner (relation) terms
 
 
-def check_schedules(weight_schedule: str, temperature_schedule: str, final_temperature: float) -> None:
-    """KDLabError for an unknown schedule name or a final temperature that is not > 0."""
+def check_schedules(weight_schedule: str, temperature_schedule: str, final_temperature: float,
+                    kd_style: str = "kl") -> None:
+    """KDLabError for an unknown schedule name or KD style, or a final temperature that is not > 0."""
+    if kd_style not in KD_STYLES:
+        raise KDLabError(f"kd_style={kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
     if weight_schedule not in WEIGHT_SCHEDULES:
         raise KDLabError(f"weight_schedule={weight_schedule!r}: use one of {', '.join(WEIGHT_SCHEDULES)}.")
     if temperature_schedule not in TEMPERATURE_SCHEDULES:
