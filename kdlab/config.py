@@ -146,10 +146,8 @@ class KDConfig:
                                relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
         validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
                              self.relation_teacher_layer, self.relation_student_layer, self.hidden_layer_map)
-        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style)
-        if self.weight_schedule == "staged" and self.alpha + self.beta == 0:
-            raise KDLabError("weight_schedule='staged' trains the relations first and then the logits terms, but "
-                             "alpha = beta = 0: give alpha or beta a weight, or use weight_schedule='constant'.")
+        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style,
+                        logits_weight=self.alpha + self.beta)
         if self.student is not None:
             from kdlab.student import parse_tiny_student
 

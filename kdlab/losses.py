@@ -210,10 +210,8 @@ class DistillationLoss:
     final_temperature: float = 1.0
 
     def __post_init__(self):
-        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style)
-        if self.weight_schedule == "staged" and self.alpha + self.beta == 0 and self.needs_inner_states:
-            raise KDLabError("weight_schedule='staged' runs the logits terms after the relations, but alpha = beta = "
-                             "0: give alpha or beta a weight, or use weight_schedule='constant'.")
+        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style,
+                        logits_weight=self.alpha + self.beta if self.needs_inner_states else None)
         validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta,
                                relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
         if self.relation_style not in ("kl", "mse"):

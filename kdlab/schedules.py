@@ -29,8 +29,9 @@ STAGE_SPLIT = 0.5  # `staged`: share of the training steps given to the inner (r
 
 
 def check_schedules(weight_schedule: str, temperature_schedule: str, final_temperature: float,
-                    kd_style: str = "kl") -> None:
-    """KDLabError for an unknown schedule name or KD style, or a final temperature that is not > 0."""
+                    kd_style: str = "kl", logits_weight: float | None = None) -> None:
+    """KDLabError for an unknown schedule name or KD style, a final temperature that is not > 0, or a ``staged``
+    schedule whose second stage would train nothing (``logits_weight`` = α + β is 0; None: not checked)."""
     if kd_style not in KD_STYLES:
         raise KDLabError(f"kd_style={kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
     if weight_schedule not in WEIGHT_SCHEDULES:
@@ -41,6 +42,9 @@ def check_schedules(weight_schedule: str, temperature_schedule: str, final_tempe
     if not final_temperature > 0:
         raise KDLabError(f"final_temperature={final_temperature}: the temperature at the end of an `anneal` "
                          "schedule must be > 0 (e.g. 1).")
+    if weight_schedule == "staged" and logits_weight == 0:
+        raise KDLabError("weight_schedule='staged' trains the relations first and then the logits terms, but "
+                         "alpha = beta = 0: give alpha or beta a weight, or use weight_schedule='constant'.")
 
 
 def _progress(progress: float | None) -> float:

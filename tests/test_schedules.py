@@ -113,6 +113,9 @@ def test_bad_schedule_settings_are_refused_before_training(field, value, message
 def test_staged_needs_a_logits_stage():
     with pytest.raises(KDLabError, match="alpha = beta = 0"):
         load_config("smoke", weight_schedule="staged", alpha=0.0, beta=0.0)
+    with pytest.raises(KDLabError, match="alpha = beta = 0"):  # the loss built without a config refuses it too
+        DistillationLoss(alpha=0.0, beta=0.0, weight_schedule="staged")
+    DistillationLoss(alpha=0.0, beta=0.0, weight_schedule="constant")  # relations alone, unscheduled: allowed
 
 
 def test_staged_distillation_logs_relations_first_then_logits(tmp_path, finetuned_teacher, tiny_tokenizer,
