@@ -38,6 +38,55 @@ def _check_transformer(model, what: str) -> None:
 
 
 @torch.inference_mode()
+def teacher_states(teacher, tokenizer, sentences: list[str], max_length: int = 128, batch_size: int = 64) -> list:
+    """One forward pass of the teacher over ``sentences``, kept per batch for every comparison after it:
+    ``[(batch, q, k, cls)]`` with ``q``/``k`` the last layer's ``[B, H, S, D]`` and ``cls`` its ``[B, hidden]``
+    [CLS] state (fp32)."""
+    device = next(teacher.parameters()).device
+    teacher.eval()
+    states = []
+    for batch in _batches(tokenizer, sentences, max_length, batch_size, device):
+        with QKVCapture(teacher) as cap:
+            cls = teacher(**batch, output_hidden_states=True).hidden_states[-1][:, 0].float()
+            q, k, _ = cap.qkv()
+        states.append((batch, q, k, cls))
+    return states
+
+
+@torch.inference_mode()
+def compare_to_teacher(states: list, student, attention: bool = True, cosine: bool = True) -> dict:
+    """One forward pass of ``student`` over the batches of ``teacher_states``. Returns ``predictions`` ``[N]``,
+    ``attention_kl`` (mean over sentences of MiniLM's last-layer KL(A_teacher ‖ A_student), heads matched one to
+    one, padding excluded) and ``cls_cosine`` (mean cosine of the [CLS] states); a measure not asked for, or not
+    applicable (a non-Transformer student, other head counts, other widths), is NaN."""
+    device = next(student.parameters()).device
+    student.eval()
+    is_transformer = hasattr(student.config, "num_attention_heads")
+    attention = attention and is_transformer and states and states[0][1].shape[1] == num_heads(student)
+    cosine = cosine and is_transformer and states and states[0][3].shape[-1] == student.config.hidden_size
+    predictions, kl_sum, cos, count = [], 0.0, [], 0
+    for batch, q_t, k_t, cls_t in states:
+        batch = batch.to(device)
+        kwargs = {"output_hidden_states": True} if cosine else {}
+        if attention:
+            with QKVCapture(student) as cap:
+                out = student(**batch, **kwargs)
+                q_s, k_s, _ = cap.qkv()
+            n = batch["input_ids"].shape[0]
+            kl_sum += float(attention_distribution_loss(q_s, k_s, q_t.to(device), k_t.to(device),
+                                                        batch["attention_mask"])) * n
+        else:
+            out = student(**batch, **kwargs)
+        if cosine:
+            cos.append(torch.nn.functional.cosine_similarity(cls_t.to(device), out.hidden_states[-1][:, 0].float(),
+                                                              dim=-1).cpu())
+        predictions.append(out.logits.argmax(-1).cpu().numpy())
+        count += batch["input_ids"].shape[0]
+    return {"predictions": np.concatenate(predictions) if predictions else np.zeros(0, dtype=int),
+            "attention_kl": kl_sum / count if attention else float("nan"),
+            "cls_cosine": float(torch.cat(cos).mean()) if cosine else float("nan")}
+
+
 def attention_kl_to_teacher(teacher, student, tokenizer, sentences: list[str], max_length: int = 128,
                             batch_size: int = 64) -> float:
     """Mean over sentences of MiniLM's last-layer attention KL(teacher ‖ student) (``attention_distribution_loss``
@@ -46,24 +95,10 @@ def attention_kl_to_teacher(teacher, student, tokenizer, sentences: list[str], m
     if num_heads(teacher) != num_heads(student):
         raise KDLabError("attention_kl_to_teacher compares head h with head h: teacher and student need the same "
                          "number of heads.")
-    device = next(student.parameters()).device
-    teacher, student = teacher.to(device).eval(), student.eval()
-    total, count = 0.0, 0
-    for batch in _batches(tokenizer, sentences, max_length, batch_size, device):
-        with QKVCapture(teacher) as cap:
-            teacher(**batch)
-            q_t, k_t, _ = cap.qkv()
-        with QKVCapture(student) as cap:
-            student(**batch)
-            q_s, k_s, _ = cap.qkv()
-        n = batch["input_ids"].shape[0]
-        total += float(attention_distribution_loss(q_s, k_s, q_t, k_t, batch["attention_mask"])) * n
-        count += n
-    return total / count
+    states = teacher_states(teacher, tokenizer, sentences, max_length, batch_size)
+    return compare_to_teacher(states, student, cosine=False)["attention_kl"]
 
 
-@torch.inference_mode()
-@torch.inference_mode()
 def feature_cosine(teacher, student, tokenizer, sentences: list[str], max_length: int = 128,
                    batch_size: int = 64) -> float:
     """Mean cosine similarity between the teacher's and the student's last-layer [CLS] hidden states."""
@@ -71,14 +106,8 @@ def feature_cosine(teacher, student, tokenizer, sentences: list[str], max_length
     if teacher.config.hidden_size != student.config.hidden_size:
         raise KDLabError("feature_cosine compares hidden states directly: the widths differ "
                          f"({teacher.config.hidden_size} vs {student.config.hidden_size}).")
-    device = next(student.parameters()).device
-    teacher, student = teacher.to(device).eval(), student.eval()
-    sims = []
-    for batch in _batches(tokenizer, sentences, max_length, batch_size, device):
-        h_t = teacher(**batch, output_hidden_states=True).hidden_states[-1][:, 0].float()
-        h_s = student(**batch, output_hidden_states=True).hidden_states[-1][:, 0].float()
-        sims.append(torch.nn.functional.cosine_similarity(h_t, h_s, dim=-1).cpu())
-    return float(torch.cat(sims).mean())
+    states = teacher_states(teacher, tokenizer, sentences, max_length, batch_size)
+    return compare_to_teacher(states, student, attention=False)["cls_cosine"]
 
 
 @torch.no_grad()
@@ -93,23 +122,18 @@ def predict(model, tokenizer, sentences: list[str], max_length: int = 128, batch
 def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], teacher_predictions,
                      student_predictions: dict, max_length: int = 128):
     """One row per student: prediction agreement with the teacher, last-layer attention KL to the teacher, [CLS]
-    cosine similarity (NaN where widths or head counts differ). A student missing from ``student_predictions``
-    (e.g. the untrained cut, to compare before and after distillation) is run on ``sentences`` here."""
+    cosine similarity (NaN where widths or head counts differ). The teacher runs once over ``sentences`` and each
+    student once; a student missing from ``student_predictions`` (e.g. the untrained cut, to compare before and
+    after distillation) is scored on that same pass's predictions."""
     import pandas as pd
 
+    states = teacher_states(teacher, tokenizer, sentences, max_length)
     rows = []
     for name, model in students.items():
+        measured = compare_to_teacher(states, model)
         predictions = student_predictions.get(name)
         if predictions is None:
-            predictions = predict(model, tokenizer, sentences, max_length)
-        row = {"student": name, "agreement_%": 100 * prediction_agreement(predictions, teacher_predictions)}
-        try:
-            row["attention_KL_to_teacher"] = attention_kl_to_teacher(teacher, model, tokenizer, sentences, max_length)
-        except KDLabError:
-            row["attention_KL_to_teacher"] = float("nan")
-        try:
-            row["cls_cosine"] = feature_cosine(teacher, model, tokenizer, sentences, max_length)
-        except KDLabError:
-            row["cls_cosine"] = float("nan")
-        rows.append(row)
+            predictions = measured["predictions"]
+        rows.append({"student": name, "agreement_%": 100 * prediction_agreement(predictions, teacher_predictions),
+                     "attention_KL_to_teacher": measured["attention_kl"], "cls_cosine": measured["cls_cosine"]})
     return pd.DataFrame(rows).round(4)

@@ -41,3 +41,22 @@ def test_the_table_runs_a_student_without_predictions_and_leaves_nan_where_a_met
     assert math.isnan(table.loc["bilstm", "attention_KL_to_teacher"]) and math.isnan(table.loc["bilstm", "cls_cosine"])
     with pytest.raises(KDLabError, match="only prediction agreement"):
         feature_cosine(tiny_teacher, lstm, tiny_tokenizer, SENTENCES)
+
+
+def test_the_table_runs_the_teacher_once_and_agrees_with_the_single_measures(tiny_teacher, tiny_tokenizer):
+    cut = init_student_from_teacher(tiny_teacher, 2)
+    calls = []
+    handle = tiny_teacher.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        teacher_pred = predict(tiny_teacher, tiny_tokenizer, SENTENCES)
+        calls.clear()
+        table = similarity_table(tiny_teacher, {"a": cut, "b": init_student_from_teacher(tiny_teacher, 1)},
+                                 tiny_tokenizer, SENTENCES, teacher_pred, {}, 32).set_index("student")
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # one batch of 5 sentences, shared by both students
+    assert table.loc["a", "attention_KL_to_teacher"] == pytest.approx(
+        attention_kl_to_teacher(tiny_teacher, cut, tiny_tokenizer, SENTENCES, 32), abs=1e-4)
+    assert table.loc["a", "cls_cosine"] == pytest.approx(
+        feature_cosine(tiny_teacher, cut, tiny_tokenizer, SENTENCES, 32), abs=1e-4)
+    assert table.loc["a", "attention_KL_to_teacher"] > 0
