@@ -62,17 +62,17 @@ def compare_to_teacher(states: list, student, attention: bool = True, cosine: bo
     device = next(student.parameters()).device
     student.eval()
     is_transformer = hasattr(student.config, "num_attention_heads")
-    attention = attention and is_transformer and states and states[0][1].shape[1] == num_heads(student)
-    cosine = cosine and is_transformer and states and states[0][3].shape[-1] == student.config.hidden_size
+    attention = bool(attention and is_transformer and states and states[0][1].shape[1] == num_heads(student))
+    cosine = bool(cosine and is_transformer and states and states[0][3].shape[-1] == student.config.hidden_size)
     predictions, kl_sum, cos, count = [], 0.0, [], 0
     for batch, q_t, k_t, cls_t in states:
         batch = batch.to(device)
+        n = batch["input_ids"].shape[0]
         kwargs = {"output_hidden_states": True} if cosine else {}
         if attention:
             with QKVCapture(student) as cap:
                 out = student(**batch, **kwargs)
                 q_s, k_s, _ = cap.qkv()
-            n = batch["input_ids"].shape[0]
             kl_sum += float(attention_distribution_loss(q_s, k_s, q_t.to(device), k_t.to(device),
                                                         batch["attention_mask"])) * n
         else:
@@ -81,7 +81,7 @@ def compare_to_teacher(states: list, student, attention: bool = True, cosine: bo
             cos.append(torch.nn.functional.cosine_similarity(cls_t.to(device), out.hidden_states[-1][:, 0].float(),
                                                               dim=-1).cpu())
         predictions.append(out.logits.argmax(-1).cpu().numpy())
-        count += batch["input_ids"].shape[0]
+        count += n
     return {"predictions": np.concatenate(predictions) if predictions else np.zeros(0, dtype=int),
             "attention_kl": kl_sum / count if attention else float("nan"),
             "cls_cosine": float(torch.cat(cos).mean()) if cosine else float("nan")}
