@@ -36,6 +36,16 @@ ENV_OVERRIDES = {
 OVERRIDES_ENV = "KDLAB_OVERRIDES"
 
 
+
+def lab_relative(path: Path) -> Path:
+    """``path`` as seen from the lab's root (the folder holding 01-Setup.ipynb): unchanged when absolute or when
+    the current folder is the root; ``../path`` when the current folder is a sub-folder of it (``advanced/``)."""
+    if path.is_absolute() or (Path.cwd() / "01-Setup.ipynb").is_file():
+        return path
+    if (Path.cwd().parent / "01-Setup.ipynb").is_file():
+        return Path("..") / path
+    return path
+
 @dataclass
 class KDConfig:
     """Everything a lab run depends on. Saved as ``config.json`` next to the run's artifacts."""
@@ -122,8 +132,9 @@ class KDConfig:
                 setattr(self, f.name, [list(v) if isinstance(v, tuple) else v for v in value])
 
     def run_dir(self) -> Path:
-        """``<runs_dir>/<profile>``: where this profile's notebooks read and write artifacts."""
-        return Path(self.runs_dir) / self.profile
+        """``<runs_dir>/<profile>``: where this profile's notebooks read and write artifacts. A relative
+        ``runs_dir`` is the lab's: from a notebook in ``advanced/`` it is ``../runs``, where 01–04 wrote."""
+        return lab_relative(Path(self.runs_dir)) / self.profile
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

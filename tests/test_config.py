@@ -40,6 +40,19 @@ def test_smoke_profile_values(tmp_path):
     assert cfg.run_dir() == tmp_path / "smoke"
 
 
+def test_relative_runs_dir_is_the_labs_from_the_advanced_folder(tmp_path, monkeypatch):
+    """advanced/05 and 06 read what 01-04 wrote: a relative runs_dir resolves from the folder holding 01-Setup."""
+    (tmp_path / "01-Setup.ipynb").write_text("{}")
+    (tmp_path / "advanced").mkdir()
+    cfg = load_config("smoke", runs_dir="runs")
+    monkeypatch.chdir(tmp_path)
+    assert cfg.run_dir() == Path("runs") / "smoke"
+    monkeypatch.chdir(tmp_path / "advanced")
+    assert cfg.run_dir() == Path("..") / "runs" / "smoke"
+    assert (tmp_path / "advanced" / cfg.run_dir()).resolve() == (tmp_path / "runs" / "smoke").resolve()
+    assert load_config("smoke", runs_dir=str(tmp_path / "elsewhere")).run_dir() == tmp_path / "elsewhere" / "smoke"
+
+
 def test_unknown_profile_raises():
     with pytest.raises(KDLabError, match="unknown profile"):
         load_config("gpu-huge")
