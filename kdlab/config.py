@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdlab.assignments import NOTEBOOKS
 from kdlab.errors import KDLabError
 from kdlab.schedules import check_schedules
 from kdlab.validation import (RELATION_KINDS, check_relation_kinds, check_types,  # noqa: F401 (re-exported)
@@ -40,9 +41,9 @@ OVERRIDES_ENV = "KDLAB_OVERRIDES"
 def lab_relative(path: Path) -> Path:
     """``path`` as seen from the lab's root (the folder holding 01-Setup.ipynb): unchanged when absolute or when
     the current folder is the root; ``../path`` when the current folder is a sub-folder of it (``advanced/``)."""
-    if path.is_absolute() or (Path.cwd() / "01-Setup.ipynb").is_file():
+    if path.is_absolute() or (Path.cwd() / NOTEBOOKS[0]).is_file():
         return path
-    if (Path.cwd().parent / "01-Setup.ipynb").is_file():
+    if (Path.cwd().parent / NOTEBOOKS[0]).is_file():
         return Path("..") / path
     return path
 
