@@ -37,7 +37,6 @@ ENV_OVERRIDES = {
 OVERRIDES_ENV = "KDLAB_OVERRIDES"
 
 
-
 def lab_relative(path: Path) -> Path:
     """``path`` as seen from the lab's root (the folder holding 01-Setup.ipynb): unchanged when absolute or when
     the current folder is the root; ``../path`` when the current folder is a sub-folder of it (``advanced/``)."""
@@ -46,6 +45,7 @@ def lab_relative(path: Path) -> Path:
     if (Path.cwd().parent / NOTEBOOKS[0]).is_file():
         return Path("..") / path
     return path
+
 
 @dataclass
 class KDConfig:
