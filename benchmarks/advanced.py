@@ -1,4 +1,4 @@
-"""The course's advanced distillation methods on real SST-2 over several seeds (kdlab.advanced).
+"""The course's advanced distillation methods on real SST-2 over several seeds (kdlab.distillation.advanced).
 
 For each training seed (the teacher and the data fixed, as in ``quality.py``):
 
@@ -11,7 +11,7 @@ For each training seed (the teacher and the data fixed, as in ``quality.py``):
 
 Each (seed, method) result is saved as ``runs/advanced/<tag>/seed-S/<method>.json`` and reused, so the job can be
 stopped and started again. Prints and appends to BENCHMARKS.md the per-seed table and paired comparisons
-(``kdlab.seeds``: seed-level t-test and a bootstrap over seeds and sentences).
+(``kdlab.distillation.seeds``: seed-level t-test and a bootstrap over seeds and sentences).
 
     python benchmarks/advanced.py --seeds 3                         # cpu profile on ../shared/data/sst2
     python benchmarks/advanced.py --seeds 3 --methods mutual,assistant
@@ -33,10 +33,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import COMPARISON_LEGEND, prepare, setup_config, write_section  # noqa: E402
 
-from kdlab import advanced, lab  # noqa: E402
+from kdlab import lab  # noqa: E402
 from kdlab.artifacts import atomic_write_json, read_json  # noqa: E402
-from kdlab.records import markdown_table  # noqa: E402
-from kdlab.seeds import comparison_table, saved_run, seed_list, seed_table  # noqa: E402
+from kdlab.distillation import advanced
+from kdlab.distillation.runs import config_differences  # noqa: E402
+from kdlab.distillation.seeds import comparison_table, saved_run, seed_list, seed_table  # noqa: E402
+from kdlab.measurement.records import markdown_table  # noqa: E402
 
 METHODS = ("mutual", "ensemble", "assistant", "born-again")
 QUALITY_RUNS = ROOT / "runs" / "quality" / "transfer-4k"  # quality.py's 5-seed runs of the cpu defaults
@@ -68,7 +70,7 @@ def run_method(method: str, cfg, teacher, data, seed: int, second_teacher=None) 
         rows = [_result_row("ensemble", seed, ens), {**one, "variant": "hinton (one teacher)"}]
         return rows, [("ensemble", "hinton (one teacher)"), ("ensemble", "teacher")]
     if method == "mutual":
-        from kdlab.student import init_student_from_teacher, load_student_model
+        from kdlab.models.student import init_student_from_teacher, load_student_model
 
         base, tokenizer = load_student_model(advanced.base_encoder(cfg), teacher.model.config.num_labels,
                                              seed=cfg.seed)
@@ -130,7 +132,7 @@ def main(argv=None) -> dict:
         for method in methods:
             path = root / f"seed-{seed}" / f"{method}.json"
             saved = read_json(path)
-            if saved and not lab.config_differences(saved["config"], cfg_s):
+            if saved and not config_differences(saved["config"], cfg_s):
                 method_rows, method_pairs = saved["rows"], [tuple(p) for p in saved["pairs"]]
                 note = "saved result reused"
             else:

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import parse_overrides, prepare, setup_config, write_section  # noqa: E402
 
-from kdlab import lab  # noqa: E402
-from kdlab.compression import combined_table, prune_and_recover  # noqa: E402
-from kdlab.records import markdown_table  # noqa: E402
-from kdlab.seeds import comparison_table, run_folder, saved_run, seed_list  # noqa: E402
+from kdlab.compression.combined import combined_table, prune_and_recover  # noqa: E402
+from kdlab.distillation.runs import config_differences  # noqa: E402
+from kdlab.distillation.seeds import comparison_table, run_folder, saved_run, seed_list  # noqa: E402
+from kdlab.measurement.records import markdown_table  # noqa: E402
 
 BILSTM = {"BiLSTM (labels only)": ("ce", "kl"), "BiLSTM + KD (KL)": ("hinton", "kl"),
           "BiLSTM + KD (logits MSE)": ("hinton", "mse")}
@@ -47,8 +47,8 @@ def _row(name, seed, metrics):
 
 
 def _load(folder: Path):
-    import kdlab.bilstm  # noqa: F401  (registers the BiLSTM with the Auto classes)
-    from kdlab.pruning import load_pruned
+    import kdlab.models.bilstm  # noqa: F401  (registers the BiLSTM with the Auto classes)
+    from kdlab.compression.pruning import load_pruned
 
     return load_pruned(folder)
 
@@ -57,7 +57,7 @@ def train_or_load(cfg, teacher, data, variant: str, folder_root: Path, seed: int
                   read_from: Path | None = None):
     """(model, row) of a student saved under ``read_from/seed-S/name`` or ``folder_root/seed-S/name`` with
     ``cfg``'s settings, trained into ``folder_root`` first when there is none (``read_from`` is only read)."""
-    from kdlab.distill import distill
+    from kdlab.distillation.training import distill
 
     if read_from is not None:
         row = saved_run(read_from, seed, name, cfg)
@@ -74,7 +74,7 @@ def train_or_load(cfg, teacher, data, variant: str, folder_root: Path, seed: int
 def seed_models(args, cfg, teacher, data, seed: int, root: Path) -> tuple[dict, list[dict]]:
     """This seed's models by variant name (float ones; INT8 copies are made from them) and their dev rows."""
     from kdlab.artifacts import read_json
-    from kdlab.distill import RESULT_FILE
+    from kdlab.distillation.training import RESULT_FILE
 
     cfg_s = dataclasses.replace(cfg, seed=seed)
     models, rows = {}, []
@@ -85,7 +85,7 @@ def seed_models(args, cfg, teacher, data, seed: int, root: Path) -> tuple[dict, 
     cfg_r = dataclasses.replace(cfg_s, num_epochs=args.recovery_epochs)
     folder = run_folder(root, seed, "pruned")
     record = read_json(folder / RESULT_FILE)
-    if not (record and not lab.config_differences(record.get("config", {}), cfg_r)
+    if not (record and not config_differences(record.get("config", {}), cfg_r)
             and record.get("pruning") == [args.head_fraction, args.neuron_fraction]):
         result, plan, before = prune_and_recover(cfg_s, teacher.model, teacher.tokenizer, data, distilled, folder,
                                                  args.head_fraction, args.neuron_fraction, args.recovery_epochs)
@@ -106,8 +106,8 @@ def seed_models(args, cfg, teacher, data, seed: int, root: Path) -> tuple[dict, 
 
 
 def int8_rows(cfg, teacher, data, models: dict, seed: int) -> list[dict]:
-    from kdlab.metrics import evaluate_model
-    from kdlab.quantize import quantize_int8
+    from kdlab.measurement.quantize import quantize_int8
+    from kdlab.metrics.classification import evaluate_model
 
     out = []
     for name in ("distilled", "distilled + pruned", "BiLSTM + KD (logits MSE)"):
@@ -142,7 +142,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     import pandas as pd
 
-    from kdlab.benchmark import benchmark_models, real_length_inputs
+    from kdlab.measurement.benchmark import benchmark_models, real_length_inputs
 
     args = parse_args(argv)
     cfg, _ = setup_config(args)

@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
 from kdlab.config import load_config  # noqa: E402
-from kdlab.distill import distill  # noqa: E402
+from kdlab.data.loading import load_data  # noqa: E402
+from kdlab.distillation.training import distill  # noqa: E402
 from kdlab.errors import KDLabError  # noqa: E402
-from kdlab.lab import load_data  # noqa: E402
-from kdlab.metrics import evaluate_model, mcnemar  # noqa: E402
-from kdlab.student import count_parameters, init_student_from_teacher  # noqa: E402
-from kdlab.teacher import load_teacher  # noqa: E402
+from kdlab.measurement.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.metrics.classification import evaluate_model, mcnemar  # noqa: E402
+from kdlab.models.student import count_parameters, init_student_from_teacher  # noqa: E402
+from kdlab.models.teacher import load_teacher  # noqa: E402
 
 DEFAULT_TEACHER = ROOT / "runs" / "cpu" / "teacher"
 DEFAULT_SST2 = ROOT.parent / "shared" / "data" / "sst2"

@@ -31,8 +31,8 @@ def train_once(samples: int, threads: int, seed: int, out: str, data: str) -> No
 
     torch.set_num_threads(threads)
     from kdlab import lab
-    from kdlab.distill import distill
-    from kdlab.teacher import load_teacher
+    from kdlab.distillation.training import distill
+    from kdlab.models.teacher import load_teacher
 
     cfg = lab.setup("cpu", data=data, max_train_samples=samples, num_epochs=1.0, eval_steps=None, seed=seed,
                     runs_dir=str(Path(out) / "runs"), num_threads=threads)
@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
                      "max abs weight diff vs a1": float(np.abs(res["weights"] - ref["weights"]).max())})
     import pandas as pd
 
-    from kdlab.records import append_markdown, markdown_table, report_header
+    from kdlab.measurement.records import append_markdown, markdown_table, report_header
 
     table = markdown_table(pd.DataFrame(rows))
     print(table)

@@ -6,14 +6,15 @@
 What runs (the code of 01 -> 04, through kdlab's own functions):
 
 1. Teacher: a BERT-base-sized classifier (12 layers, hidden 768, 12 heads, the 30,522-token uncased WordPiece
-   vocabulary) with random weights, fine-tuned with ``kdlab.distill.finetune_teacher`` in FP16 for a few hundred
+   vocabulary) with random weights, fine-tuned with ``kdlab.distillation.training.finetune_teacher`` in FP16 for a few
+   hundred
    steps on real SST-2 (``--data``, default ``../shared/data/sst2``; synthetic sentences when missing). No
    pretrained BERT-base is reachable offline, so the teacher is weak: the run checks the machinery, its accuracy
    is not the lab's.
 2. Students: 6 and 4 layers cut from it (alternate layers), distilled with the ``minilm`` variant in FP16.
 3. Evaluation: each student's dev accuracy in fp32, under fp16 autocast, and as a float16 copy (what 04 deploys).
 4. Train step: fp32 vs fp16 (autocast + GradScaler, fp16 teacher) step time of every step of
-   ``kdlab.train_step``, and the peak memory of a MiniLM step and of a teacher fine-tuning step at batch 32,
+   ``kdlab.measurement.train_step``, and the peak memory of a MiniLM step and of a teacher fine-tuning step at batch 32,
    seq 128 against a 15 GB T4.
 5. Inference: P50/P95/P99 latency, throughput and speedups of 12L/6L/4L at batch 1 and 32, seq 128, fp32 and fp16.
 
@@ -45,14 +46,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from kdlab import lab  # noqa: E402
-from kdlab.benchmark import benchmark_models  # noqa: E402
 from kdlab.config import load_config  # noqa: E402
-from kdlab.data import load_sst2, synthetic_sst2  # noqa: E402
-from kdlab.distill import distill, finetune_teacher  # noqa: E402
-from kdlab.metrics import evaluate_model  # noqa: E402
-from kdlab.records import append_markdown, markdown_table  # noqa: E402
-from kdlab.student import count_parameters, init_student_from_teacher  # noqa: E402
-from kdlab.train_step import make_train_steps, step_peak_memory, train_step_benchmark, training_batches  # noqa: E402
+from kdlab.data.loading import load_sst2  # noqa: E402
+from kdlab.data.synthetic import synthetic_sst2
+from kdlab.distillation.training import distill, finetune_teacher  # noqa: E402
+from kdlab.measurement.benchmark import benchmark_models  # noqa: E402
+from kdlab.measurement.records import append_markdown, markdown_table  # noqa: E402
+from kdlab.measurement.train_step import make_train_steps, step_peak_memory, train_step_benchmark, training_batches  # noqa: E402
+from kdlab.metrics.classification import evaluate_model  # noqa: E402
+from kdlab.models.student import count_parameters, init_student_from_teacher  # noqa: E402
 
 DEFAULT_SST2 = ROOT.parent / "shared" / "data" / "sst2"
 T4_BUDGET_MIB = 15 * 1024 - 512  # a T4 shows 15,360 MiB; keep ~0.5 GiB for the CUDA context
@@ -81,7 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_tokenizer(folder: str | None, smoke: bool):
     from transformers import AutoTokenizer
 
-    from kdlab.teacher import build_tiny_tokenizer, minilm_l6_path
+    from kdlab.models.teacher import minilm_l6_path
+    from kdlab.models.tiny import build_tiny_tokenizer
 
     if smoke:
         return build_tiny_tokenizer(), "tiny synthetic-vocabulary WordPiece"

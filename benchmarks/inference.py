@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from kdlab.benchmark import benchmark_models, bert_base_models, tiny_models  # noqa: E402
-from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
-from kdlab.timing import cpu_cores  # noqa: E402
+from kdlab.measurement.benchmark import benchmark_models, bert_base_models, tiny_models  # noqa: E402
+from kdlab.measurement.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.measurement.timing import cpu_cores  # noqa: E402
 
 SPEEDUP_TARGETS = {6: 1.9, 4: 2.8}  # student layers -> fp32 speedup over the 12-layer teacher, same batch
 INT8_SIZE_TARGET = 2.4  # teacher fp32 safetensors size / teacher int8 torch.save size

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from kdlab import lab  # noqa: E402
 from kdlab.config import VARIANTS  # noqa: E402
-from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
-from kdlab.seeds import comparison_table, load_runs, seed_list, seed_table, train_seeds  # noqa: E402
+from kdlab.distillation.seeds import comparison_table, load_runs, seed_list, seed_table, train_seeds  # noqa: E402
+from kdlab.measurement.records import append_markdown, markdown_table, report_header  # noqa: E402
 
 PAIRS = (("minilm", "ce"), ("hinton", "ce"), ("minilm", "hinton"))
 

@@ -20,11 +20,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from kdlab.benchmark import bert_base_models, tiny_models  # noqa: E402
-from kdlab.padding import padding_table  # noqa: E402
-from kdlab.records import append_markdown, markdown_table, report_header  # noqa: E402
-from kdlab.timing import cpu_cores  # noqa: E402
-from kdlab.train_step import train_step_benchmark  # noqa: E402
+from kdlab.measurement.benchmark import bert_base_models, tiny_models  # noqa: E402
+from kdlab.measurement.padding import padding_table  # noqa: E402
+from kdlab.measurement.records import append_markdown, markdown_table, report_header  # noqa: E402
+from kdlab.measurement.timing import cpu_cores  # noqa: E402
+from kdlab.measurement.train_step import train_step_benchmark  # noqa: E402
 
 DEFAULT_SST2 = ROOT.parent / "shared" / "data" / "sst2"  # shared/ lies beside every checkout
 
@@ -50,8 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sentence_lengths(data: str, quick: bool) -> tuple[list[int], str]:
     """Token counts of SST-2 training sentences (or synthetic ones) and a note saying which and how counted."""
-    from kdlab.data import load_sst2, token_lengths
-    from kdlab.teacher import build_tiny_tokenizer, minilm_l6_path
+    from kdlab.data.loading import load_sst2
+    from kdlab.data.tokens import token_lengths
+    from kdlab.models.teacher import minilm_l6_path
+    from kdlab.models.tiny import build_tiny_tokenizer
 
     limit = 2000 if quick else None
     real = Path(data).is_dir() and (Path(data) / "train.tsv").is_file()
@@ -100,7 +102,7 @@ def main(argv=None):
             f"models: teacher {s['teacher_layers']} layers, student {s['student_layers']} layers cut from it; {what}",
             f"steps: batch {s['batch']}, seq {s['seq']} (random padding, real lengths S/2..S), AdamW; "
             f"{s['warmup']} warm-up + {s['repeats']} timed rounds, the five steps round-robin",
-            "(d) = MiniLM as kdlab.distill trains: sdpa attention, last-layer Q/K/V captured by hooks; "
+            "(d) = MiniLM as kdlab.distillation.training trains: sdpa attention, last-layer Q/K/V captured by hooks; "
             "(e) = naive: eager attention, output_attentions=True (all layers' maps returned), attention term from "
             "the returned last-layer maps, value relation from hooked V",
         ]

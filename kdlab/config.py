@@ -14,12 +14,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdlab.assignments import NOTEBOOKS
+from kdlab.artifacts import atomic_write_json
 from kdlab.errors import KDLabError
-from kdlab.schedules import check_schedules
-from kdlab.validation import (RELATION_KINDS, check_relation_kinds, check_types,  # noqa: F401 (re-exported)
-                              validate_extra_terms, validate_loss_settings)
+from kdlab.validation import (
+    RELATION_KINDS,
+    check_schedules,
+    check_types,
+    parse_tiny_student,
+    validate_extra_terms,
+    validate_loss_settings,
+)
 
+NOTEBOOKS = ("01-Setup.ipynb", "02-Distill.ipynb", "03-Inference.ipynb", "04-Benchmark.ipynb")  # the graded lab
 VARIANTS = ("ce", "hinton", "minilm")
 RELATION_STYLES = ("kl", "mse")
 
@@ -60,7 +66,8 @@ class KDConfig:
     # The student: None = cut from the teacher (student_layers, layer_map); otherwise loaded on its own from a Hub
     # id or local folder (it must share the teacher's tokenizer), or "tiny-random:layers=2,hidden=32,heads=2" (a
     # tiny random BERT over the smoke vocabulary; optional intermediate=N), or "bilstm[:hidden=H,embedding=E]" (a
-    # BiLSTM over the teacher's vocabulary, kdlab.bilstm; logits losses only). Keep student_layers equal to its depth.
+    # BiLSTM over the teacher's vocabulary, kdlab.models.bilstm; logits losses only). Keep student_layers equal to its
+    # depth.
     student: str | None = None
     extra_student_layers: list[int] = field(default_factory=lambda: [4])  # extra sizes shown in tables/benchmarks
     student_init: str = "teacher"  # "teacher": layers copied from the teacher; "random": same shape, random weights
@@ -73,7 +80,7 @@ class KDConfig:
     # Unlabelled transfer set: of the students' max_train_samples sentences, only the first N keep their gold label;
     # the rest are distilled from the teacher's soft labels alone (CE skips them; a `ce` student trains on the N).
     labelled_train_samples: int | None = None  # None = every student sentence labelled
-    # Augmented transfer set (kdlab.augment, Tang et al. 2019): per student sentence up to N copies with [MASK]ed
+    # Augmented transfer set (kdlab.data.augment, Tang et al. 2019): per student sentence up to N copies with [MASK]ed
     # words / one n-gram kept, added unlabelled (teacher soft labels only). 0 = none.
     augment_copies: int = 0
     # --- loss: L = alpha*CE + beta*KD + gamma*attention + delta*value -------------------------------------
@@ -83,19 +90,22 @@ class KDConfig:
     gamma: float = 0.3  # weight of MiniLM self-attention distribution transfer (last layer)
     delta: float = 0.2  # weight of MiniLM value-relation transfer (last layer)
     relation_style: str = "kl"  # "kl": MiniLM (KL of relations); "mse": the course text's MSE on attention and A.V
-    # --- the KD term's form and schedules over training (kdlab.schedules; `hinton` and `minilm`, never `ce`) ----
+    # --- the KD term's form and schedules over training (kdlab.distillation.schedules; `hinton` and `minilm`, never
+    # `ce`) ----
     kd_style: str = "kl"  # "kl": T²·KL of softened outputs (Hinton); "mse": MSE of the logits (Tang et al. 2019)
     weight_schedule: str = "constant"  # "staged": relations first, then logits; "soft-to-hard": KD weight → CE
     temperature_schedule: str = "constant"  # "anneal": T falls linearly from `temperature` to `final_temperature`
     final_temperature: float = 1.0
     # --- optional extra terms of the `minilm` variant (`ce` and `hinton` stay the plain baselines) -----------
-    # MiniLMv2 relation heads (kdlab.relations): any head counts; relation_heads must divide both Q/K/V widths.
+    # MiniLMv2 relation heads (kdlab.distillation.relations): any head counts; relation_heads must divide both Q/K/V
+    # widths.
     relation_weight: float = 0.0  # weight of the summed relation KLs; 0 = off
     relation_heads: int | None = None  # A_r relation heads (needed when relation_weight > 0)
     relation_kinds: list[str] = field(default_factory=lambda: list(RELATION_KINDS))  # "qq", "kk", "vv" (or "qk")
     relation_teacher_layer: int = -1  # teacher encoder layer (0-based; -1 = last)
     relation_student_layer: int = -1  # student encoder layer (0-based; -1 = last)
-    # Hidden-state MSE (kdlab.hidden, FitNets/TinyBERT): a learned Linear maps student width to teacher width.
+    # Hidden-state MSE (kdlab.distillation.hidden, FitNets/TinyBERT): a learned Linear maps student width to teacher
+    # width.
     hidden_weight: float = 0.0  # weight of the hidden-state MSE; 0 = off
     # [[student_index, teacher_index], ...] over hidden_states (0 = embeddings, L = last layer);
     # None = uniform: student layer m -> teacher layer m * L_t // L_s for m = 1..L_s
@@ -142,8 +152,6 @@ class KDConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the config as JSON (atomically)."""
-        from kdlab.artifacts import atomic_write_json
-
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
@@ -161,8 +169,6 @@ class KDConfig:
         check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style,
                         logits_weight=self.alpha + self.beta)
         if self.student is not None:
-            from kdlab.student import parse_tiny_student
-
             parse_tiny_student(self.student)  # checks the "tiny-random:..." syntax; other names load later
         if self.relation_style not in RELATION_STYLES:
             raise KDLabError(

@@ -85,7 +85,7 @@ def kd_gradient_vs_temperature(temperatures=(1, 2, 4, 8, 16, 32), num_classes: i
 
     ∂/∂z_s of T²·KL(p_t^T ‖ p_s^T) is T·(p_s^T − p_t^T): for large T it tends to (z_s − z_t)/C, a constant, while
     without T² the gradient shrinks like 1/T². Random logits, ``num_classes`` classes; mean L2 norm per example."""
-    from kdlab.losses import kd_loss
+    from kdlab.distillation.losses import kd_loss
 
     g = torch.Generator().manual_seed(seed)
     z_t = torch.randn(batch, num_classes, generator=g) * 3
@@ -130,7 +130,7 @@ def multiclass_temperature_demo(logits, class_names, temperatures=(1, 4, 10), ti
 @torch.inference_mode()
 def last_layer_attention(model, tokenizer, sentence: str, head: int | None = None):
     """(tokens, attention [S, S]) of the last layer for one sentence, averaged over heads unless ``head``."""
-    from kdlab.capture import QKVCapture
+    from kdlab.distillation.capture import QKVCapture
 
     model = model.eval()
     device = next(model.parameters()).device

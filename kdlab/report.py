@@ -11,17 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdlab.artifacts import atomic_write_text
+from kdlab.course.targets import RETENTION_TARGET, UNTRAINED, measured, student_entries, targets, teacher_entry
 from kdlab.errors import KDLabError
 
 # The course text's dev accuracies for ITS setup (BERT-base teacher, 6-layer students, a T4), not this run's:
 # shown beside the results of the `full` profile only, as a different setup's numbers.
 COURSE_CLAIMS = {"teacher": 92.8, "ce": 89.2, "hinton": 91.5, "minilm": 92.3}
-RETENTION_TARGET = 0.97  # the MiniLM student keeps >= 97% of the teacher's accuracy
-SPEEDUP_FRACTION = 0.9  # a student should reach >= 90% of its layer ratio (12->6: 1.8x)
 VARIANT_LABELS = {"ce": "student, CE only (layers from the teacher, no KD)",
                   "ce-random": "student, CE only (random weights, no KD)",
                   "hinton": "student, Hinton KD", "minilm": "student, MiniLM KD"}
-UNTRAINED = "(untrained)"  # benchmark rows of timing-only students carry this in their name
 
 
 def load_results(run_dir: str | Path) -> dict:
@@ -51,37 +49,22 @@ def load_results(run_dir: str | Path) -> dict:
     return data
 
 
-def _measured(m) -> bool:
-    """A metrics entry that holds an accuracy with its interval (partial entries of an interrupted run do not)."""
-    return isinstance(m, dict) and all(isinstance(m.get(k), (int, float)) for k in ("accuracy", "acc_low", "acc_high"))
-
-
-def _students(results: dict) -> dict:
-    students = results.get("students")
-    return {k: v for k, v in students.items() if _measured(v)} if isinstance(students, dict) else {}
-
-
-def _teacher(results: dict) -> dict | None:
-    teacher = results.get("teacher")
-    return teacher if _measured(teacher) else None
-
-
 def accuracy_table(results: dict):
     """One row per model: accuracy with 95% interval, F1, retention vs the teacher, McNemar p vs ``ce``."""
     import pandas as pd
 
-    teacher = _teacher(results)
+    teacher = teacher_entry(results)
     rows = []
     if teacher:
         rows.append(_row("teacher", "teacher", teacher, teacher))
-    if _measured(results.get("student_before")):
+    if measured(results.get("student_before")):
         rows.append(_row("student_before", "student before training (copied teacher layers)",
                          results["student_before"], teacher))
-    students = _students(results)
+    students = student_entries(results)
     for variant, entry in sorted(students.items(), key=lambda kv: list(VARIANT_LABELS).index(kv[0])
                                  if kv[0] in VARIANT_LABELS else 99):
         rows.append(_row(variant, VARIANT_LABELS.get(variant, variant), entry, teacher))
-    if _measured(results.get("int8")):
+    if measured(results.get("int8")):
         rows.append(_row("int8", "MiniLM student, INT8 (CPU)", results["int8"], teacher))
     return pd.DataFrame(rows)
 
@@ -108,51 +91,15 @@ def course_claims_table(results: dict):
     """The course text's accuracies beside this run's, labelled as the different setup they come from."""
     import pandas as pd
 
-    acc = {"teacher": _teacher(results)} | _students(results)
+    acc = {"teacher": teacher_entry(results)} | student_entries(results)
     rows = [{"model": VARIANT_LABELS.get(k, k), "this run %": round(100 * acc[k]["accuracy"], 1) if acc.get(k) else None,
              "course text % (BERT-base teacher, 6L students, T4)": v} for k, v in COURSE_CLAIMS.items()]
     return pd.DataFrame(rows)
 
 
-def speedups(results: dict) -> list[dict]:
-    """Measured fp/same-precision speedups of each trained student over the teacher, from the benchmark rows
-    (timing-only untrained students are left out)."""
-    out = []
-    rows = results.get("benchmark")
-    for row in rows if isinstance(rows, list) else []:
-        if not isinstance(row, dict) or row.get("status", "ok") != "ok" or row.get("model") == "teacher" \
-                or not row.get("speedup_vs_teacher") or not row.get("layers"):
-            continue
-        if UNTRAINED in str(row.get("model")):
-            continue
-        out.append(row)
-    return out
-
-
-def targets(results: dict) -> list[dict]:
-    """Targets with the measured value and met/missed: retention of each student, speedup of each student."""
-    checks = []
-    teacher = _teacher(results)
-    for variant, entry in _students(results).items():
-        if teacher and variant == "minilm":
-            retention = entry["accuracy"] / teacher["accuracy"]
-            checks.append(dict(target=f"{variant} retention >= {RETENTION_TARGET:.0%}", measured=f"{retention:.1%}",
-                               met=retention >= RETENTION_TARGET))
-    teacher_layers = (teacher or {}).get("layers")
-    for row in speedups(results):
-        if row.get("precision") not in ("fp32", "fp16") or not teacher_layers:
-            continue
-        want = SPEEDUP_FRACTION * teacher_layers / row["layers"]
-        speed = row.get("speedup_same_precision") or row["speedup_vs_teacher"]  # teacher at the same precision
-        checks.append(dict(
-            target=f"{row['model']} {row['precision']} batch {row['batch']} speedup over the teacher >= {want:.2f}x",
-            measured=f"{speed:.3f}x", met=speed >= want))
-    return checks
-
-
 def recommendation(results: dict) -> str:
     """A deployment recommendation derived only from the measured numbers of this run."""
-    acc = {"teacher": _teacher(results)} | _students(results)
+    acc = {"teacher": teacher_entry(results)} | student_entries(results)
     acc = {k: v for k, v in acc.items() if v}
     rows = results.get("benchmark") if isinstance(results.get("benchmark"), list) else []
     bench = [r for r in rows if isinstance(r, dict) and r.get("status", "ok") == "ok" and "p50_ms" in r

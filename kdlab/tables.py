@@ -56,7 +56,8 @@ def data_summary(data):
     """Rows per split with label balance (and the unlabelled transfer set, if any)."""
     import pandas as pd
 
-    from kdlab.data import label_balance, label_names
+    from kdlab.data.sources import label_names
+    from kdlab.data.transfer import label_balance
 
     names = label_names(data["validation"])
     table = pd.DataFrame([{"split": name, "rows": len(split), **label_balance(split, names)}
@@ -78,7 +79,7 @@ def soft_vs_hard(teacher_model, tokenizer, sentence: str, gold: int, temperature
     """One sentence's hard label (one-hot, 硬標籤) beside the teacher's soft labels (軟標籤) softmax(z/T)."""
     import pandas as pd
 
-    from kdlab.data import LABEL_NAMES
+    from kdlab.data.sources import LABEL_NAMES
 
     names = list(label_names or LABEL_NAMES)
     device = next(teacher_model.parameters()).device
@@ -96,8 +97,13 @@ def loss_checks(temperature: float = 4.0):
     import pandas as pd
     import torch.nn.functional as F
 
-    from kdlab.losses import (attention_distribution_loss, attention_mse_loss, kd_loss, value_mse_loss,
-                              value_relation_loss)
+    from kdlab.distillation.losses import (
+        attention_distribution_loss,
+        attention_mse_loss,
+        kd_loss,
+        value_mse_loss,
+        value_relation_loss,
+    )
 
     g = torch.Generator().manual_seed(0)
     t = temperature
@@ -129,9 +135,9 @@ def cross_arch_loss_checks():
     teacher against a 32-wide student, so the head counts and widths differ."""
     import pandas as pd
 
-    from kdlab.hidden import HiddenStateDistiller
-    from kdlab.losses import value_relation_loss
-    from kdlab.relations import relation_heads_loss, split_relation_heads
+    from kdlab.distillation.hidden import HiddenStateDistiller
+    from kdlab.distillation.losses import value_relation_loss
+    from kdlab.distillation.relations import relation_heads_loss, split_relation_heads
 
     g = torch.Generator().manual_seed(1)
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
@@ -189,7 +195,7 @@ def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[s
     (and ``minilm`` against ``hinton``). ``*_metrics`` come from ``lab.evaluate`` (with ``predictions``); the table
     is stored in results.json as ``comparison``."""
     from kdlab import lab
-    from kdlab.metrics import mcnemar
+    from kdlab.metrics.classification import mcnemar
     from kdlab.report import accuracy_table
 
     res = lab.results(cfg)
@@ -226,8 +232,8 @@ def side_by_side(models: dict, sentences: list[str], max_length: int = 128, name
     predicted class's probability with more classes)."""
     import pandas as pd
 
-    from kdlab.data import LABEL_NAMES
-    from kdlab.metrics import predict_proba
+    from kdlab.data.sources import LABEL_NAMES
+    from kdlab.metrics.classification import predict_proba
 
     names = list(names or LABEL_NAMES)
     table = pd.DataFrame({"sentence": sentences})
@@ -245,7 +251,7 @@ def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10
     """Where teacher and student disagree: counts of who is right, and the first ``limit`` examples."""
     import pandas as pd
 
-    from kdlab.data import LABEL_NAMES
+    from kdlab.data.sources import LABEL_NAMES
 
     names = list(names or LABEL_NAMES)
     labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))

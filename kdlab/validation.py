@@ -1,5 +1,6 @@
-"""Validation of configuration values that needs no model: types, loss weights, the optional terms' settings.
-KDLabError names the field and what it must be (``kdlab.config.KDConfig.validate`` calls these)."""
+"""Validation of configuration values that needs no model: types, loss weights, the optional terms' settings, the
+schedule names, and the student specs a config may name (``tiny-random:...``, ``bilstm:...``). KDLabError names the
+field and what it must be (``kdlab.config.KDConfig.validate`` calls these; kdlab.models builds what the specs name)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def validate_extra_terms(relation_weight: float, relation_heads: int | None, rel
                          relation_teacher_layer: int, relation_student_layer: int,
                          hidden_layer_map: list | None) -> None:
     """Checks of the relation-head and hidden-state settings that need no model (weights are checked by
-    ``validate_loss_settings``; layer ranges and widths by ``kdlab.distill.check_distillation_setup``)."""
+    ``validate_loss_settings``; layer ranges and widths by ``kdlab.distillation.trainer.check_distillation_setup``)."""
     check_relation_kinds(relation_kinds)
     if relation_heads is not None and (isinstance(relation_heads, bool) or not isinstance(relation_heads, int)
                                        or relation_heads < 1):
@@ -99,3 +100,77 @@ def validate_extra_terms(relation_weight: float, relation_heads: int | None, rel
                 f"hidden_layer_map={hidden_layer_map!r}: use a non-empty list of [student_index, teacher_index] "
                 "integer pairs over hidden states (0 = embeddings, L = last layer), e.g. [[1, 2], [2, 4]]."
             )
+
+
+# --- the KD term's form and the schedules (kdlab.distillation.schedules computes them) -------------------------
+WEIGHT_SCHEDULES = ("constant", "staged", "soft-to-hard")
+TEMPERATURE_SCHEDULES = ("constant", "anneal")
+KD_STYLES = ("kl", "mse")  # the KD term: Hinton's T²·KL, or Tang et al.'s logits MSE
+
+
+def check_schedules(weight_schedule: str, temperature_schedule: str, final_temperature: float,
+                    kd_style: str = "kl", logits_weight: float | None = None) -> None:
+    """KDLabError for an unknown schedule name or KD style, a final temperature that is not > 0, or a ``staged``
+    schedule whose second stage would train nothing (``logits_weight`` = α + β is 0; None: not checked)."""
+    if kd_style not in KD_STYLES:
+        raise KDLabError(f"kd_style={kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
+    if weight_schedule not in WEIGHT_SCHEDULES:
+        raise KDLabError(f"weight_schedule={weight_schedule!r}: use one of {', '.join(WEIGHT_SCHEDULES)}.")
+    if temperature_schedule not in TEMPERATURE_SCHEDULES:
+        raise KDLabError(f"temperature_schedule={temperature_schedule!r}: use one of "
+                         f"{', '.join(TEMPERATURE_SCHEDULES)}.")
+    if not final_temperature > 0:
+        raise KDLabError(f"final_temperature={final_temperature}: the temperature at the end of an `anneal` "
+                         "schedule must be > 0 (e.g. 1).")
+    if weight_schedule == "staged" and logits_weight == 0:
+        raise KDLabError("weight_schedule='staged' trains the relations first and then the logits terms, but "
+                         "alpha = beta = 0: give alpha or beta a weight, or use weight_schedule='constant'.")
+
+
+# --- students named by a spec in the config (built by kdlab.models) --------------------------------------------
+TINY_SIZES = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128)  # smoke BERT
+TINY_STUDENT = "tiny-random"  # "tiny-random:layers=2,hidden=32,heads=2[,intermediate=64]"
+_TINY_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+              "intermediate": "intermediate_size"}
+
+
+def parse_tiny_student(name: str) -> dict | None:
+    """``"tiny-random:layers=2,hidden=32,heads=2"`` → BertConfig sizes; ``None`` for any other name.
+
+    Omitted sizes take ``kdlab.validation.TINY_SIZES``; ``intermediate`` defaults to 2 × hidden when hidden is given.
+    """
+    if name != TINY_STUDENT and not name.startswith(TINY_STUDENT + ":"):
+        return None
+    sizes: dict = {}
+    spec = name[len(TINY_STUDENT) + 1:]
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, _, value = item.partition("=")
+        if key.strip() not in _TINY_KEYS or not value.strip().isdigit() or int(value) < 1:
+            raise KDLabError(
+                f"student {name!r}: {item!r} is not a size; write e.g. 'tiny-random:layers=2,hidden=32,heads=2' "
+                f"(keys: {', '.join(_TINY_KEYS)}; positive integers)."
+            )
+        sizes[_TINY_KEYS[key.strip()]] = int(value)
+    if "hidden_size" in sizes and "intermediate_size" not in sizes:
+        sizes["intermediate_size"] = 2 * sizes["hidden_size"]
+    sizes = {**TINY_SIZES, **sizes}
+    if sizes["hidden_size"] % sizes["num_attention_heads"]:
+        raise KDLabError(f"student {name!r}: {sizes['num_attention_heads']} heads do not divide the width "
+                         f"{sizes['hidden_size']}.")
+    return sizes
+
+
+def parse_bilstm_spec(spec: str | None) -> dict | None:
+    """``"bilstm"`` or ``"bilstm:hidden=300,embedding=128"`` -> keyword arguments of ``bilstm_from_teacher``
+    (None when ``spec`` names another student)."""
+    if not spec or not (spec == "bilstm" or spec.startswith("bilstm:")):
+        return None
+    names = {"hidden": "hidden_size", "embedding": "embedding_size"}
+    out = {}
+    for item in filter(None, spec.partition(":")[2].split(",")):
+        key, _, value = item.partition("=")
+        if key not in names or not value.isdigit():
+            raise KDLabError(f"student={spec!r}: write bilstm:hidden=H,embedding=E with whole numbers "
+                             f"(known keys: {', '.join(names)}).")
+        out[names[key]] = int(value)
+    return out

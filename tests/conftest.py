@@ -19,7 +19,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from kdlab.config import ENV_OVERRIDES, load_config  # noqa: E402
-from kdlab.teacher import build_tiny_bert, build_tiny_tokenizer  # noqa: E402
+from kdlab.models.tiny import build_tiny_bert, build_tiny_tokenizer  # noqa: E402
 
 TINY = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64)
 
@@ -55,7 +55,7 @@ def smoke_cfg(tmp_path):
 
 @pytest.fixture(scope="session")
 def synthetic_data():
-    from kdlab.data import synthetic_sst2
+    from kdlab.data.synthetic import synthetic_sst2
 
     # Without negated sentences: a 32-wide teacher learns them in seconds, so the distillation tests have a
     # teacher that clearly knows the task.
@@ -68,7 +68,7 @@ def finetuned_teacher(tmp_path_factory, tiny_tokenizer, synthetic_data):
 
     Tests that train against it must not modify it; ``teacher_state`` holds a copy of its weights to check that.
     """
-    from kdlab.distill import finetune_teacher
+    from kdlab.distillation.training import finetune_teacher
 
     cfg = load_config("smoke", runs_dir=str(tmp_path_factory.mktemp("teacher-runs")))
     torch.manual_seed(0)

@@ -20,14 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from kdlab.exercises.attention import check_attention_kl as _attention_kl
-from kdlab.exercises.attention import check_value_relation as _value_relation
-from kdlab.exercises.core import MIME, CheckResult, emit
-from kdlab.exercises.deploy import check_deployment as _deployment
-from kdlab.exercises.layers import check_alternate_layer_map as _layer_map
-from kdlab.exercises.stats import check_mcnemar as _mcnemar
-from kdlab.exercises.temperature import check_kd_loss as _kd_loss
-from kdlab.exercises.temperature import check_softmax_temperature as _softmax
+from kdlab.exercises.attention import check_attention_kl_cases, check_value_relation_cases
+from kdlab.exercises.core import MIME, CheckResult, emit, run_cases
+from kdlab.exercises.deploy import check_deployment_cases
+from kdlab.exercises.layers import check_alternate_layer_map_cases
+from kdlab.exercises.stats import check_mcnemar_cases
+from kdlab.exercises.temperature import check_kd_loss_cases, check_softmax_temperature_cases
 
 
 @dataclass(frozen=True)
@@ -35,23 +33,27 @@ class Exercise:
     id: str
     notebook: str
     function: str  # the name of the function the student writes
-    run: Callable[[Callable], CheckResult]
+    cases: Callable[[int], list]  # seed -> [(case name, case(fn))]; seed 0: the notebook's fixed inputs
+
+    def run(self, fn: Callable, seed: int = 0) -> CheckResult:
+        return run_cases(self.id, fn, self.cases(seed))
 
 
 EXERCISES = {e.id: e for e in (
-    Exercise("softmax_temperature", "01-Setup.ipynb", "softmax_with_temperature", _softmax),
-    Exercise("alternate_layer_map", "01-Setup.ipynb", "alternate_layer_map", _layer_map),
-    Exercise("kd_loss", "02-Distill.ipynb", "kd_loss", _kd_loss),
-    Exercise("attention_kl", "02-Distill.ipynb", "attention_kl", _attention_kl),
-    Exercise("value_relation", "02-Distill.ipynb", "value_relation_kl", _value_relation),
-    Exercise("mcnemar", "03-Inference.ipynb", "mcnemar_p", _mcnemar),
-    Exercise("deployment", "04-Benchmark.ipynb", "choose_deployment", _deployment),
+    Exercise("softmax_temperature", "01-Setup.ipynb", "softmax_with_temperature", check_softmax_temperature_cases),
+    Exercise("alternate_layer_map", "01-Setup.ipynb", "alternate_layer_map", check_alternate_layer_map_cases),
+    Exercise("kd_loss", "02-Distill.ipynb", "kd_loss", check_kd_loss_cases),
+    Exercise("attention_kl", "02-Distill.ipynb", "attention_kl", check_attention_kl_cases),
+    Exercise("value_relation", "02-Distill.ipynb", "value_relation_kl", check_value_relation_cases),
+    Exercise("mcnemar", "03-Inference.ipynb", "mcnemar_p", check_mcnemar_cases),
+    Exercise("deployment", "04-Benchmark.ipynb", "choose_deployment", check_deployment_cases),
 )}
 
 
-def run_check(exercise: str, fn: Callable) -> CheckResult:
-    """The result of checking ``fn`` for ``exercise`` (nothing shown): what ``kdlab grade`` calls."""
-    return EXERCISES[exercise].run(fn)
+def run_check(exercise: str, fn: Callable, seed: int = 0) -> CheckResult:
+    """The result of checking ``fn`` for ``exercise`` in this process (nothing shown). ``kdlab grade`` runs the same
+    cases on a fresh ``seed``, with the function evaluated in a contained child (``kdlab.grading.checks``)."""
+    return EXERCISES[exercise].run(fn, seed)
 
 
 def _checker(exercise: str):

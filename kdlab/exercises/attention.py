@@ -6,8 +6,8 @@ import math
 
 import torch
 
+from kdlab.distillation.losses import attention_distribution_loss, value_relation_loss
 from kdlab.exercises.core import CheckResult, Mismatch, as_float, close, diagnose, run_cases
-from kdlab.losses import attention_distribution_loss, value_relation_loss
 
 
 def _qkv(b: int, h: int, s: int, d: int, seed: int) -> torch.Tensor:
@@ -93,26 +93,27 @@ def _relation_case(kind: str, what: str, lengths: list[int], s: int, heads: int,
     return case
 
 
-def check_attention_kl_cases() -> list:
+def check_attention_kl_cases(seed: int = 0) -> list:
+    case = _relation_case
     return [
-        ("no padding", _relation_case("attention", "B=2, H=4, S=6, no padding", [6, 6], 6, 4, 8, 8, 0)),
-        ("with padding", _relation_case("attention", "lengths 6 and 3 of S=6", [6, 3], 6, 4, 8, 8, 1)),
-        ("identical Q/K give 0", _relation_case("attention", "identical inputs", [5, 2], 5, 2, 4, 4, 2, identical=True)),
-        ("garbage in padded positions", _relation_case("attention", "garbage at padding", [6, 2], 6, 2, 8, 8, 3,
-                                                       garbage=True)),
-        ("student and teacher head widths differ", _relation_case("attention", "D_s=8, D_t=16", [4, 7], 7, 2, 8, 16,
-                                                                  4)),
+        ("no padding", case("attention", "B=2, H=4, S=6, no padding", [6, 6], 6, 4, 8, 8, seed)),
+        ("with padding", case("attention", "lengths 6 and 3 of S=6", [6, 3], 6, 4, 8, 8, seed + 1)),
+        ("identical Q/K give 0", case("attention", "identical inputs", [5, 2], 5, 2, 4, 4, seed + 2, identical=True)),
+        ("garbage in padded positions", case("attention", "garbage at padding", [6, 2], 6, 2, 8, 8, seed + 3,
+                                             garbage=True)),
+        ("student and teacher head widths differ", case("attention", "D_s=8, D_t=16", [4, 7], 7, 2, 8, 16, seed + 4)),
     ]
 
 
-def check_value_relation_cases() -> list:
+def check_value_relation_cases(seed: int = 0) -> list:
+    case = _relation_case
     return [
-        ("no padding", _relation_case("value", "B=2, H=4, S=6, no padding", [6, 6], 6, 4, 8, 8, 5)),
-        ("with padding", _relation_case("value", "lengths 6 and 2 of S=6", [6, 2], 6, 4, 8, 8, 6)),
-        ("identical V gives 0", _relation_case("value", "identical inputs", [3, 5], 5, 2, 4, 4, 7, identical=True)),
-        ("garbage in padded positions", _relation_case("value", "garbage at padding", [6, 3], 6, 2, 8, 8, 8,
-                                                       garbage=True)),
-        ("student and teacher head widths differ", _relation_case("value", "D_s=4, D_t=12", [5, 5], 5, 3, 4, 12, 9)),
+        ("no padding", case("value", "B=2, H=4, S=6, no padding", [6, 6], 6, 4, 8, 8, seed + 5)),
+        ("with padding", case("value", "lengths 6 and 2 of S=6", [6, 2], 6, 4, 8, 8, seed + 6)),
+        ("identical V gives 0", case("value", "identical inputs", [3, 5], 5, 2, 4, 4, seed + 7, identical=True)),
+        ("garbage in padded positions", case("value", "garbage at padding", [6, 3], 6, 2, 8, 8, seed + 8,
+                                             garbage=True)),
+        ("student and teacher head widths differ", case("value", "D_s=4, D_t=12", [5, 5], 5, 3, 4, 12, seed + 9)),
     ]
 
 

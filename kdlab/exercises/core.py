@@ -54,6 +54,15 @@ class Mismatch(Exception):
     """A case whose result differs from the reference; the message says how."""
 
 
+class RaisedElsewhere(Exception):
+    """The student's function raised in another process (``kdlab grade`` runs it in a contained child); ``error``
+    holds what the child reported: ``type``, ``message``, ``lineno``, ``line``."""
+
+    def __init__(self, error: dict):
+        super().__init__(str(error.get("message", "")))
+        self.error = error
+
+
 def not_attempted(exercise: str) -> CheckResult:
     return CheckResult(exercise, False, False,
                        "not attempted yet: replace `raise NotImplementedError()` with your code and run this cell "
@@ -77,6 +86,11 @@ def run_cases(exercise: str, fn: Callable, cases: list[tuple[str, Callable[[Call
             return not_attempted(exercise)
         except Mismatch as exc:
             return CheckResult(exercise, False, True, f"case '{name}': {exc}", passed, len(cases), source_sha(fn))
+        except RaisedElsewhere as exc:
+            e = exc.error
+            return CheckResult(exercise, False, True,
+                               f"case '{name}': your function raised {e.get('type')}: {e.get('message')} "
+                               f"(line {e.get('lineno')}: {e.get('line', '')})", passed, len(cases), source_sha(fn))
         except Exception as exc:  # the student's code raised: say where
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             return CheckResult(exercise, False, True,

@@ -58,10 +58,10 @@ def _choice_case(rows: list[dict], max_latency_ms: float, min_retention: float, 
     return case
 
 
-def check_deployment_cases() -> list:
-    cases = [(f"random table {s}", _choice_case(_table(s), 20.0, 0.95, f"table {s}, ≤ 20 ms, ≥ 95%"))
+def check_deployment_cases(seed: int = 0) -> list:
+    cases = [(f"random table {s}", _choice_case(_table(seed + s), 20.0, 0.95, f"table {s}, ≤ 20 ms, ≥ 95%"))
              for s in range(3)]
-    cases.append(("nothing fits", _choice_case(_table(5), 1.0, 0.99, "≤ 1 ms, ≥ 99%")))
+    cases.append(("nothing fits", _choice_case(_table(seed + 5), 1.0, 0.99, "≤ 1 ms, ≥ 99%")))
     tie = [{"name": "teacher fp32", "p50_ms": 30.0, "accuracy": 0.9, "trained": True},
            {"name": "a", "p50_ms": 9.0, "accuracy": 0.88, "trained": True},
            {"name": "b", "p50_ms": 7.0, "accuracy": 0.88, "trained": True},

@@ -42,11 +42,11 @@ def _softmax_case(z: torch.Tensor, t: float, what: str):
     return case
 
 
-def check_softmax_temperature_cases() -> list:
+def check_softmax_temperature_cases(seed: int = 0) -> list:
     return [
-        ("T = 1 is the ordinary softmax", _softmax_case(_logits(4, 3, 0), 1.0, "T = 1")),
-        ("T = 4 softens", _softmax_case(_logits(4, 3, 1), 4.0, "T = 4")),
-        ("T = 0.5 sharpens", _softmax_case(_logits(4, 2, 2), 0.5, "T = 0.5")),
+        ("T = 1 is the ordinary softmax", _softmax_case(_logits(4, 3, seed), 1.0, "T = 1")),
+        ("T = 4 softens", _softmax_case(_logits(4, 3, seed + 1), 4.0, "T = 4")),
+        ("T = 0.5 sharpens", _softmax_case(_logits(4, 2, seed + 2), 0.5, "T = 0.5")),
         ("equal logits give a uniform distribution", _softmax_case(torch.zeros(2, 5), 3.0, "equal logits")),
         ("large logits stay finite", _softmax_case(torch.tensor([[1000.0, 0.0, -1000.0]]), 2.0, "large logits")),
     ]
@@ -108,15 +108,15 @@ def _kd_case(b: int, c: int, t: float, seed: int, what: str, equal: bool = False
     return case
 
 
-def check_kd_loss_cases() -> list:
+def check_kd_loss_cases(seed: int = 0) -> list:
     return [
-        ("two classes, T = 4", _kd_case(8, 2, 4.0, 0, "B=8, C=2, T=4")),
-        ("five classes, T = 2", _kd_case(6, 5, 2.0, 1, "B=6, C=5, T=2")),
-        ("T = 1 is plain KL", _kd_case(4, 3, 1.0, 2, "T=1")),
-        ("equal logits give 0", _kd_case(5, 4, 4.0, 3, "equal logits", equal=True)),
-        ("T = 10", _kd_case(3, 3, 10.0, 4, "T=10")),
-        ("a batch of one", _kd_case(1, 2, 4.0, 5, "B=1")),
-        ("large logits stay finite", _kd_case(4, 3, 2.0, 6, "logits around ±300", scale=100.0)),
+        ("two classes, T = 4", _kd_case(8, 2, 4.0, seed, "B=8, C=2, T=4")),
+        ("five classes, T = 2", _kd_case(6, 5, 2.0, seed + 1, "B=6, C=5, T=2")),
+        ("T = 1 is plain KL", _kd_case(4, 3, 1.0, seed + 2, "T=1")),
+        ("equal logits give 0", _kd_case(5, 4, 4.0, seed + 3, "equal logits", equal=True)),
+        ("T = 10", _kd_case(3, 3, 10.0, seed + 4, "T=10")),
+        ("a batch of one", _kd_case(1, 2, 4.0, seed + 5, "B=1")),
+        ("large logits stay finite", _kd_case(4, 3, 2.0, seed + 6, "logits around ±300", scale=100.0)),
     ]
 
 

@@ -1,0 +1,63 @@
+"""The multi-seed reference numbers shipped with kdlab (``kdlab/reference_results.json``) and how they are read."""
+
+import json
+from pathlib import Path
+
+from kdlab.config import load_config
+from kdlab.course import reference
+from kdlab.distillation.runs import config_differences
+
+
+def test_shipped_reference_matches_the_cpu_profile():
+    ref = reference.load_reference()
+    assert {"cpu", "all-labelled"} <= set(ref)
+    for tag, measured in ref.items():
+        assert len(measured["seeds"]) >= 5, tag
+        assert {s["variant"] for s in measured["summary"]} >= {"ce", "hinton", "minilm"}, tag
+        assert all(s["seeds"] == len(measured["seeds"]) for s in measured["summary"]), tag
+    cfg = load_config("cpu")
+    differences = config_differences(ref["cpu"]["config"], cfg)
+    differences.pop("data", None)  # measured on a local copy of SST-2; the profile reads it from the Hub
+    assert differences == {}, (f"the cpu profile changed since its reference was measured: {differences}; "
+                               "rerun `python benchmarks/quality.py --seeds 5 --tag transfer-4k` and export it")
+    other = config_differences(ref["all-labelled"]["config"], cfg)
+    other.pop("data", None)
+    assert other == {"labelled_train_samples": (None, 4000), "teacher_train_samples": (67349, 32000)}
+
+
+def test_lesson_table_shows_every_shipped_setting():
+    ref = reference.load_reference()
+    table = reference.lesson_table()
+    assert list(table["setting"]) == [measured["setting"] for measured in ref.values()]
+    assert table["minilm − ce"].str.match(r"^[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]$").all()
+
+
+def test_export_and_read_back(tmp_path, monkeypatch):
+    summary = {"seeds": [1, 2], "teacher_accuracy": 0.9, "overrides": {}, "config": {"seed": 1},
+               "summary": [{"variant": v, "seeds": 2, "mean_%": m, "sd_%": 0.5, "min_%": m - 1, "max_%": m + 1}
+                           for v, m in (("ce", 85.0), ("hinton", 85.5), ("minilm", 86.0))],
+               "comparisons": [{"a": "minilm", "b": "ce", "mean_diff": 1.0, "boot_low": 0.2, "boot_high": 1.8}]}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    monkeypatch.setattr(reference, "REFERENCE_FILE", tmp_path / "reference.json")
+    reference.export_reference({"x": path}, {"x": "a setting"})
+    spread = reference.reference_spread("x")
+    assert list(spread["variant"]) == ["ce", "hinton", "minilm"] and set(spread["setting"]) == {"a setting"}
+    row = reference.lesson_table().iloc[0]
+    assert (row["ce_%"], row["minilm − ce"], row["teacher_%"]) == ("85.0 ± 0.5", "+1.0 [+0.2, +1.8]", 90.0)
+    assert "no reference" in reference.reference_spread("missing")["note"].iloc[0]
+
+
+def test_numbers_quoted_in_02_and_the_readme_are_the_shipped_ones():
+    import nbformat
+
+    root = Path(__file__).resolve().parents[2]
+    cell = next(c.source for c in nbformat.read(root / "02-Distill.ipynb", 4).cells
+                if c.source.startswith("## 這些數字說明什麼"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    ref = reference.load_reference()
+    for tag in ("cpu", "all-labelled"):
+        for s in ref[tag]["summary"]:
+            quoted = f"{s['mean_%']:.1f} ± {s['sd_%']:.1f}"
+            assert quoted in cell, (tag, s["variant"], quoted)
+            assert quoted in readme, (tag, s["variant"], quoted)

@@ -1,0 +1,173 @@
+"""The notebooks' steps: setup, preparing and reusing the teacher, clear stops when a step is missing."""
+
+import json
+
+import pytest
+import torch
+
+from kdlab import lab
+from kdlab.config import KDConfig
+from kdlab.errors import KDLabError
+
+QUICK = dict(max_train_samples=64, teacher_train_samples=64, max_eval_samples=32, teacher_epochs=1.0)
+
+
+class _Called(Exception):
+    pass
+
+
+def _refuse(*args, **kwargs):
+    raise _Called("finetune_teacher was called")
+
+
+def _logits(model, tokenizer):
+    batch = tokenizer(["the film is good", "a dull , boring movie"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def test_setup_writes_config(tmp_path):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), alpha=0.2)
+    path = tmp_path / "smoke" / "config.json"
+    assert path.is_file()
+    assert json.loads(path.read_text())["alpha"] == 0.2
+    assert KDConfig.load(path) == cfg
+    assert torch.get_num_threads() == 2  # the smoke profile pins 2 threads
+
+
+def test_setup_rejects_bad_config(tmp_path):
+    with pytest.raises(KDLabError):
+        lab.setup("smoke", runs_dir=str(tmp_path), temperature=0)
+    assert not (tmp_path / "smoke" / "config.json").exists()
+
+
+def test_prepare_teacher_finetunes_once_then_reuses(tmp_path, monkeypatch):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), **QUICK)
+    with pytest.raises(KDLabError, match="01-Setup"):
+        lab.lab_teacher(cfg)  # nothing prepared yet
+
+    first = lab.prepare_teacher(cfg)
+    folder = lab.teacher_dir(cfg)
+    assert first.needs_finetune is False
+    assert {"model.safetensors", "config.json", "kdlab.json"} <= {p.name for p in folder.iterdir()}
+    stored = lab.results(cfg)["teacher_finetune"]
+    assert stored["train_samples"] == 64 and stored["metrics"]["n"] == 32
+    weights_mtime = (folder / "model.safetensors").stat().st_mtime_ns
+    expected = _logits(first.model, first.tokenizer)
+
+    monkeypatch.setattr(lab, "finetune_teacher", _refuse)
+    second = lab.prepare_teacher(cfg)  # reused, not trained again
+    assert second.needs_finetune is False
+    assert (folder / "model.safetensors").stat().st_mtime_ns == weights_mtime
+    torch.testing.assert_close(_logits(second.model, second.tokenizer), expected, rtol=0, atol=1e-6)
+    third = lab.lab_teacher(cfg)
+    torch.testing.assert_close(_logits(third.model, third.tokenizer), expected, rtol=0, atol=1e-6)
+
+    # a setting that changes what the teacher is means training it again; so does force=True
+    changed = lab.setup("smoke", runs_dir=str(tmp_path), **{**QUICK, "teacher_epochs": 2.0})
+    with pytest.raises(_Called):
+        lab.prepare_teacher(changed)
+    with pytest.raises(KDLabError, match="01-Setup"):
+        lab.lab_teacher(changed)
+    with pytest.raises(_Called):
+        lab.prepare_teacher(cfg, force=True)
+
+
+def test_lab_teacher_without_finetuning(tmp_path):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), teacher_finetune="no")
+    teacher = lab.lab_teacher(cfg)
+    assert teacher.needs_finetune is True and teacher.source == "tiny-random"
+
+
+def test_load_student_missing_names_02_distill(tmp_path):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path))
+    assert lab.trained_variants(cfg) == []
+    with pytest.raises(KDLabError, match="02-Distill"):
+        lab.load_student(cfg, "minilm")
+
+
+def test_load_student_reads_saved_folder(tmp_path, tiny_teacher, tiny_tokenizer):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path))
+    folder = lab.student_dir(cfg, "hinton")
+    tiny_teacher.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    (folder / "kdlab.json").write_text(json.dumps({"name": "hinton", "metrics": {"accuracy": 0.75},
+                                                   "config": cfg.to_dict()}))
+    model, tokenizer, record = lab.load_student(cfg, "hinton")
+    assert record["metrics"]["accuracy"] == 0.75
+    torch.testing.assert_close(_logits(model, tokenizer), _logits(tiny_teacher, tiny_tokenizer), rtol=0, atol=1e-6)
+    assert lab.trained_variants(cfg) == ["hinton"]
+
+
+def test_students_of_other_settings_are_refused_naming_the_difference(tmp_path, tiny_teacher, tiny_tokenizer):
+    """03/04 must not silently reuse students trained before 01 was re-run with new settings."""
+    old = lab.setup("smoke", runs_dir=str(tmp_path), temperature=4.0)
+    folder = lab.student_dir(old, "minilm")
+    tiny_teacher.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    (folder / "kdlab.json").write_text(json.dumps({"metrics": {}, "config": old.to_dict()}))
+    new = lab.setup("smoke", runs_dir=str(tmp_path), temperature=8.0, bench_repeats=2)
+    with pytest.raises(KDLabError, match=r"temperature: trained with 4\.0, now 8\.0") as err:
+        lab.load_student(new, "minilm")
+    assert "bench_repeats" not in str(err.value)  # timing settings do not change a student
+    assert lab.load_student(new, "minilm", allow_other_settings=True)[2]["config"]["temperature"] == 4.0
+
+
+def test_student_subset_of_teacher_sentences(tmp_path):
+    folder = tmp_path / "sst2"
+    folder.mkdir()
+    rows = "".join(f"sentence number {i}\t{i % 2}\n" for i in range(30))
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    (folder / "dev.tsv").write_text("sentence\tlabel\n" + rows[:200])
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), data=str(folder), max_train_samples=6,
+                    teacher_train_samples=15)
+    students = lab.load_data(cfg)["train"]["sentence"]
+    teachers = lab.load_data(cfg, for_teacher=True)["train"]["sentence"]
+    assert (len(students), len(teachers)) == (6, 15)
+    assert set(students) <= set(teachers)
+    assert students != [f"sentence number {i}" for i in range(6)]  # a seeded shuffle, not the file's head
+
+
+def test_environment_report():
+    info = lab.environment()
+    assert info["torch"] == torch.__version__
+    assert info["cuda"] == torch.cuda.is_available()
+    if torch.cuda.is_available():
+        assert info["device"] == torch.cuda.get_device_name(0) and info["gpu_memory_GiB"] > 0
+        assert info["fp16"] is (torch.cuda.get_device_capability(0)[0] >= 6)
+        assert info["bf16"] is torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        assert (info["fp16"], info["bf16"], info["device"]) == (False, False, "cpu")
+
+
+
+def test_sweep_trains_experiments_under_their_tag_and_reuses_them(tmp_path, monkeypatch):
+    """The challenges' sweeps: each setting is its own experiment, never the lab's students, and not retrained."""
+    from kdlab import plots
+
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), **QUICK, num_epochs=1.0)
+    teacher = lab.prepare_teacher(cfg)
+    data = lab.load_data(cfg)
+    settings = {f"T={t:g}": {"temperature": t} for t in (1.0, 8.0)}
+    table = lab.sweep(cfg, teacher, data, "hinton", settings, tag="temperature")
+    assert list(table["name"]) == ["T=1", "T=8"] and not table["reused"].any()
+    assert (lab.student_dir(cfg, "T=8", "temperature") / "kdlab.json").is_file()
+    assert lab.trained_variants(cfg) == []  # the lab's own students are untouched
+    assert set(lab.results(cfg)["experiments"]["temperature"]) == {"T=1", "T=8"}
+    monkeypatch.setattr("kdlab.distillation.training.distill", _refuse)
+    again = lab.sweep(cfg, teacher, data, "hinton", settings, tag="temperature")
+    assert again["reused"].all() and list(again["accuracy_%"]) == list(table["accuracy_%"])
+    assert lab.histories(cfg, tag="temperature")["T=1"]
+    assert plots.sweep_plot(table, "temperature") is not None
+
+
+def test_seed_runs_add_seeds_to_the_labs_students(tmp_path):
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), **QUICK, num_epochs=1.0, num_seeds=2)
+    teacher = lab.prepare_teacher(cfg)
+    data = lab.load_data(cfg)
+    lab.train_variant(cfg, teacher, data, "ce")
+    rows = lab.seed_runs(cfg, teacher, data, names=("ce",))
+    assert [(r["variant"], r["seed"]) for r in rows] == [("ce", 42), ("ce", 43)]
+    assert (cfg.run_dir() / "seeds" / "seed-43" / "ce" / "kdlab.json").is_file()
+    again = lab.seed_runs(cfg, teacher, data, names=("ce",), train=False)  # 03 reads them without training
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]

@@ -1,0 +1,178 @@
+"""The package's layering (README, "Architecture"): imports only go down, and no module imports itself in a circle.
+
+Every ``import`` and ``from … import`` of a kdlab module is counted, those inside functions too (a lazy import is
+still a dependency). A module may import its own layer and the layers below it; within a layer, circles are refused
+as well. The checker is a plain function of a folder, so the tests below also show it failing on a copy of the
+package with an upward import or a circle added.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "kdlab"
+
+# Lowest first. A module belongs to the first entry that is its name or a package above it.
+LAYERS = (
+    ("foundation", ("kdlab", "kdlab.errors", "kdlab.artifacts", "kdlab.validation", "kdlab.config")),
+    ("data", ("kdlab.data",)),
+    ("models", ("kdlab.models",)),
+    ("metrics", ("kdlab.metrics",)),
+    ("distillation", ("kdlab.distillation",)),
+    ("measurement", ("kdlab.measurement",)),
+    ("compression", ("kdlab.compression",)),
+    ("exercises", ("kdlab.exercises",)),
+    ("course", ("kdlab.course",)),
+    ("notebooks", ("kdlab.lab", "kdlab.tables", "kdlab.plots", "kdlab.display", "kdlab.report")),
+    ("command line", ("kdlab.cli", "kdlab.__main__")),
+)
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """``{dotted name: file}`` of every module under ``root`` (a package folder named like the package)."""
+    out = {}
+    for path in root.rglob("*.py"):
+        if "evaluate_metrics" in path.parts:  # evaluate's metric scripts, loaded by path, not imported
+            continue
+        parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def imports(root: Path) -> dict[str, set[str]]:
+    """``{module: the kdlab modules it imports}`` (``from pkg import name`` counts ``pkg.name`` when that is a
+    module, else ``pkg``)."""
+    modules = module_names(root)
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in modules:  # `import kdlab.models.bilstm`: the module itself
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def layer_of(module: str) -> int:
+    for rank, (_, members) in enumerate(LAYERS):
+        for member in members:
+            if module == member or (member != "kdlab" and module.startswith(member + ".")):
+                return rank
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and to the README's architecture)")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for module, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            if dep == "kdlab":  # the package root holds only the version and the error type
+                continue
+            if layer_of(dep) > layer_of(module):
+                out.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {dep} ({LAYERS[layer_of(dep)][0]})")
+    return out
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted. A package's ``__init__`` is
+    not counted as importing its own submodules' circle (``kdlab.exercises`` → ``kdlab.exercises.core``)."""
+    edges = {m: {d for d in deps if not m.startswith(d + ".")} for m, deps in graph.items()}
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_every_module_has_a_layer():
+    for module in module_names(PACKAGE):
+        layer_of(module)
+
+
+def test_imports_only_go_down():
+    assert upward_imports(imports(PACKAGE)) == []
+
+
+def test_no_import_circles():
+    assert circles(imports(PACKAGE)) == []
+
+
+def _copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "kdlab"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_the_check_fails_on_an_upward_import(tmp_path):
+    copy = _copy(tmp_path)
+    losses = copy / "distillation" / "losses.py"
+    losses.write_text(losses.read_text() + "\n\ndef _upward():\n    from kdlab import lab  # noqa\n")
+    assert upward_imports(imports(copy)) == [
+        "kdlab.distillation.losses (distillation) imports kdlab.lab (notebooks)"]
+
+
+def test_the_check_fails_on_a_circle(tmp_path):
+    copy = _copy(tmp_path)
+    sources = copy / "data" / "sources.py"
+    sources.write_text(sources.read_text() + "\nfrom kdlab.data.transfer import labelled_only  # noqa\n")
+    assert ["kdlab.data.sources", "kdlab.data.transfer"] in circles(imports(copy))
+
+
+def test_modules_stay_small():
+    """One job per module: none grows past ~400 lines (README, "Architecture")."""
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 420}
+    assert long == {}
+
+
+def test_readme_architecture_matches_the_folders():
+    """Every subpackage and top-level module is in the README's architecture table, and nothing else is."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    listed = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            for item in line.split("|")[1].replace("`", "").split(","):
+                listed.add(item.strip())
+    packages = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    assert listed == packages | modules
+    for name, _ in LAYERS:  # the diagram names every layer
+        assert name in section
