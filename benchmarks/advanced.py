@@ -70,15 +70,14 @@ def run_method(method: str, cfg, teacher, data, seed: int, second_teacher=None) 
         rows = [_result_row("ensemble", seed, ens), {**one, "variant": "hinton (one teacher)"}]
         return rows, [("ensemble", "hinton (one teacher)"), ("ensemble", "teacher")]
     if method == "mutual":
-        from kdlab.models.student import init_student_from_teacher, load_student_model
+        from kdlab.models.student import load_student_model
 
         base, tokenizer = load_student_model(advanced.base_encoder(cfg), teacher.model.config.num_labels,
                                              seed=cfg.seed)
         rows = []
-        for name, weight in (("mutual", 1.0), ("CE alone", 0.0)):
-            peers = [init_student_from_teacher(base, cfg.student_layers) for _ in range(2)]
-            res = advanced.deep_mutual_learning(cfg, peers, tokenizer, data, temperature=cfg.temperature,
-                                                weight=weight)
+        for name, weight in (("mutual", 1.0), ("CE alone", 0.0)):  # same peers, same batches: only the KL differs
+            peers = advanced.mutual_peers(base, cfg.student_layers, count=2, seed=cfg.seed)
+            res = advanced.deep_mutual_learning(cfg, peers, tokenizer, data, weight=weight)  # T = 1, the paper's
             rows += [_row(f"{name} peer {k}", seed, m, p, res.train_seconds)
                      for k, (m, p) in enumerate(zip(res.metrics, res.predictions))]
         return rows, [(f"mutual peer {k}", f"CE alone peer {k}") for k in range(2)]

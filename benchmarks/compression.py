@@ -36,6 +36,8 @@ from kdlab.measurement.records import markdown_table  # noqa: E402
 BILSTM = {"BiLSTM (labels only)": ("ce", "kl"), "BiLSTM + KD (KL)": ("hinton", "kl"),
           "BiLSTM + KD (logits MSE)": ("hinton", "mse")}
 PAIRS = [("distilled + INT8", "distilled"), ("distilled + pruned", "distilled"),
+         ("distilled + pruned", "distilled + recovery epoch, unpruned"),
+         ("distilled + recovery epoch, unpruned", "distilled"),
          ("distilled + pruned + INT8", "distilled + pruned"), ("BiLSTM + KD (KL)", "BiLSTM (labels only)"),
          ("BiLSTM + KD (logits MSE)", "BiLSTM (labels only)"), ("BiLSTM + KD (logits MSE)", "BiLSTM + KD (KL)"),
          ("BiLSTM + KD (logits MSE) + INT8", "BiLSTM + KD (logits MSE)")]
@@ -71,32 +73,45 @@ def train_or_load(cfg, teacher, data, variant: str, folder_root: Path, seed: int
     return _load(run_folder(folder_root, seed, name)), row
 
 
-def seed_models(args, cfg, teacher, data, seed: int, root: Path) -> tuple[dict, list[dict]]:
-    """This seed's models by variant name (float ones; INT8 copies are made from them) and their dev rows."""
+FOLDERS = {"distilled + pruned": "pruned", "distilled + recovery epoch, unpruned": "recovered-unpruned"}
+
+
+def pruned_run(args, cfg_s, teacher, data, distilled, folder: Path, fractions: tuple[float, float]) -> dict:
+    """The record of ``distilled`` pruned by ``fractions`` (heads, FFN neurons) and recovered for
+    ``--recovery-epochs`` of KD, saved in ``folder`` (reused when it holds the same settings)."""
     from kdlab.artifacts import read_json
     from kdlab.distillation.training import RESULT_FILE
 
+    cfg_r = dataclasses.replace(cfg_s, num_epochs=args.recovery_epochs)
+    record = read_json(folder / RESULT_FILE)
+    if not (record and not config_differences(record.get("config", {}), cfg_r)
+            and record.get("pruning") == list(fractions)):
+        result, plan, before = prune_and_recover(cfg_s, teacher.model, teacher.tokenizer, data, distilled, folder,
+                                                 *fractions, args.recovery_epochs)
+        record = read_json(folder / RESULT_FILE)
+        record.update(pruning=list(fractions), plan=plan, before_recovery=before)
+        (folder / RESULT_FILE).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def seed_models(args, cfg, teacher, data, seed: int, root: Path) -> tuple[dict, list[dict]]:
+    """This seed's models by variant name (float ones; INT8 copies are made from them) and their dev rows."""
     cfg_s = dataclasses.replace(cfg, seed=seed)
     models, rows = {}, []
     distilled, row = train_or_load(cfg_s, teacher, data, "minilm", root / "distilled", seed, "minilm",
                                    read_from=Path(args.distilled_runs))
     models["distilled"] = distilled
     rows.append({**row, "variant": "distilled"})
-    cfg_r = dataclasses.replace(cfg_s, num_epochs=args.recovery_epochs)
-    folder = run_folder(root, seed, "pruned")
-    record = read_json(folder / RESULT_FILE)
-    if not (record and not config_differences(record.get("config", {}), cfg_r)
-            and record.get("pruning") == [args.head_fraction, args.neuron_fraction]):
-        result, plan, before = prune_and_recover(cfg_s, teacher.model, teacher.tokenizer, data, distilled, folder,
-                                                 args.head_fraction, args.neuron_fraction, args.recovery_epochs)
-        record = read_json(folder / RESULT_FILE)
-        record.update(pruning=[args.head_fraction, args.neuron_fraction], plan=plan, before_recovery=before)
-        (folder / RESULT_FILE).write_text(json.dumps(record, indent=2))
-    print(f"seed {seed}: pruned {record['before_recovery']['accuracy']:.2%} before recovery, "
-          f"{record['metrics']['accuracy']:.2%} after", flush=True)
-    models["distilled + pruned"] = _load(folder)
-    rows.append({"variant": "distilled + pruned", "seed": seed, "accuracy": record["metrics"]["accuracy"],
-                 "predictions": record["predictions"]})
+    # The pruned student gets one recovery epoch more than `distilled`: the control is the same epoch on the
+    # unpruned student (nothing removed), so "pruned" and its control differ in the pruning alone.
+    for name, fractions in (("distilled + pruned", (args.head_fraction, args.neuron_fraction)),
+                            ("distilled + recovery epoch, unpruned", (0.0, 0.0))):
+        record = pruned_run(args, cfg_s, teacher, data, distilled, run_folder(root, seed, FOLDERS[name]), fractions)
+        print(f"seed {seed}: {name}: {record['before_recovery']['accuracy']:.2%} before recovery, "
+              f"{record['metrics']['accuracy']:.2%} after", flush=True)
+        models[name] = _load(run_folder(root, seed, FOLDERS[name]))
+        rows.append({"variant": name, "seed": seed, "accuracy": record["metrics"]["accuracy"],
+                     "predictions": record["predictions"], "before_recovery": record["before_recovery"]["accuracy"]})
     for name, (variant, style) in BILSTM.items():
         cfg_b = dataclasses.replace(cfg_s, student=args.bilstm, student_layers=1, kd_style=style,
                                     **parse_overrides(args.bilstm_set)).validate()

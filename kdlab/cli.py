@@ -150,6 +150,26 @@ def clean_notebooks(paths: list[str], check: bool) -> int:
     return 0
 
 
+def grading_settings(args):
+    """The grader's settings from ``kdlab grade``'s options (sandbox, limits, rubric, solutions if found)."""
+    from kdlab.course.assignments import solution_sources
+    from kdlab.errors import KDLabError
+    from kdlab.grading.grader import Settings, load_rubric
+    from kdlab.grading.sandbox import Limits, Sandbox
+
+    if args.timeout <= 0 or args.jobs < 1 or args.memory_gb <= 0:
+        raise KDLabError("--timeout and --memory-gb must be > 0 and --jobs at least 1.")
+    limits = Limits(memory_bytes=int(args.memory_gb * 2**30), cpu_seconds=int(30 + 8 * args.timeout))
+    sandbox = Sandbox(args.sandbox, limits, args.docker_image)
+    try:
+        solutions = solution_sources(args.solutions)
+    except KDLabError:
+        if args.solutions:
+            raise
+        solutions = {}  # no repository here: copies of kdlab's own code are still detected
+    return Settings(load_rubric(args.rubric), sandbox, args.timeout, solutions=solutions)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,11 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("paths", nargs="*", help="notebooks (default: the four lab notebooks)")
     sol = sub.add_parser("solutions", help="write solved copies of the notebooks (instructors)")
     sol.add_argument("out_dir", help="folder for the solved notebooks")
+    sol.add_argument("--solutions", help="the solutions file (default: instructor/solutions.py of the repository)")
     gr = sub.add_parser("grade", help="grade a folder of submissions (one folder or .zip per student)")
     gr.add_argument("submissions", help="folder holding one folder or .zip per student")
     gr.add_argument("--rubric", help="rubric TOML (default: kdlab/course/rubric.toml)")
     gr.add_argument("--out", default="grades", help="output folder (default: ./grades)")
     gr.add_argument("--timeout", type=float, default=60.0, help="seconds per exercise re-check (default 60)")
+    gr.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="submissions graded at once (default: the cores, here %(default)s)")
+    gr.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "basic"), default="auto",
+                    help="how the exercise child is contained (default auto: bwrap where it works, else basic)")
+    gr.add_argument("--docker-image", help="with --sandbox docker: an image with Python, torch, numpy, safetensors")
+    gr.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit of the child (default 4)")
+    gr.add_argument("--solutions", help="the instructor's solutions, for copy detection (default: "
+                    "instructor/solutions.py of the repository, when present)")
     links = sub.add_parser("colab-links", help="point the Open-in-Colab badges and install lines at a repository")
     links.add_argument("--repo", help="GitHub OWNER/NAME (default: kdlab.course.colab.REPO)")
     links.add_argument("--branch", help="branch (default: kdlab.course.colab.BRANCH)")
@@ -181,15 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "solutions":
         from kdlab.course.assignments import write_solutions
 
-        written = write_solutions(lab_root(), args.out_dir, NOTEBOOKS)
-        print("solved copies written:", *written, sep="\n  ")
-        return 0
-    if args.command == "grade":
-        from kdlab.course.grading import grade_all
         from kdlab.errors import KDLabError
 
         try:
-            grades = grade_all(args.submissions, args.out, args.rubric, args.timeout)
+            written = write_solutions(lab_root(), args.out_dir, NOTEBOOKS, args.solutions)
+        except KDLabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print("solved copies written:", *written, sep="\n  ")
+        return 0
+    if args.command == "grade":
+        from kdlab.errors import KDLabError
+
+        try:
+            settings = grading_settings(args)
+            print(f"kdlab grade: exercises run in {settings.sandbox.protections()}", flush=True)
+            from kdlab.grading.grader import grade_all
+
+            grades = grade_all(args.submissions, args.out, settings, jobs=args.jobs)
         except KDLabError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -28,6 +28,8 @@ from kdlab.validation import (
 NOTEBOOKS = ("01-Setup.ipynb", "02-Distill.ipynb", "03-Inference.ipynb", "04-Benchmark.ipynb")  # the graded lab
 VARIANTS = ("ce", "hinton", "minilm")
 RELATION_STYLES = ("kl", "mse")
+STUDENT_INITS = ("teacher", "random", "random-encoder")
+TRANSFER_SENTENCES = ("teacher", "unseen")
 
 # Environment variables read by load_config (variable -> config field).
 ENV_OVERRIDES = {
@@ -70,7 +72,9 @@ class KDConfig:
     # depth.
     student: str | None = None
     extra_student_layers: list[int] = field(default_factory=lambda: [4])  # extra sizes shown in tables/benchmarks
-    student_init: str = "teacher"  # "teacher": layers copied from the teacher; "random": same shape, random weights
+    # "teacher": layers copied from the teacher; "random": same shape, all weights random; "random-encoder": the
+    # teacher's embeddings, pooler and head, random encoder layers (what the layer copy alone is worth)
+    student_init: str = "teacher"
     # --- data ---------------------------------------------------------------------------------------------
     data: str = "hub"  # "hub" (nyu-mll/glue sst2), "synthetic", or a local folder (GLUE TSVs or save_to_disk)
     max_length: int = 128  # tokens per sentence after truncation (batches are padded dynamically)
@@ -80,6 +84,9 @@ class KDConfig:
     # Unlabelled transfer set: of the students' max_train_samples sentences, only the first N keep their gold label;
     # the rest are distilled from the teacher's soft labels alone (CE skips them; a `ce` student trains on the N).
     labelled_train_samples: int | None = None  # None = every student sentence labelled
+    # Where the unlabelled ones come from: "teacher" = the first of the teacher's own training sentences (it knows
+    # their gold labels; DistilBERT's practice); "unseen" = sentences after the teacher's, never trained on.
+    transfer_sentences: str = "teacher"
     # Augmented transfer set (kdlab.data.augment, Tang et al. 2019): per student sentence up to N copies with [MASK]ed
     # words / one n-gram kept, added unlabelled (teacher soft labels only). 0 = none.
     augment_copies: int = 0
@@ -174,9 +181,13 @@ class KDConfig:
             raise KDLabError(
                 f"relation_style={self.relation_style!r} is unknown: use one of {', '.join(RELATION_STYLES)}."
             )
-        if self.student_init not in ("teacher", "random"):
-            raise KDLabError(f"student_init={self.student_init!r}: use 'teacher' (copy alternate teacher layers) or "
-                             "'random' (same shape, random weights).")
+        if self.student_init not in STUDENT_INITS:
+            raise KDLabError(f"student_init={self.student_init!r}: use 'teacher' (copy alternate teacher layers), "
+                             "'random' (same shape, random weights) or 'random-encoder' (the teacher's embeddings, "
+                             "random encoder layers).")
+        if self.transfer_sentences not in TRANSFER_SENTENCES:
+            raise KDLabError(f"transfer_sentences={self.transfer_sentences!r}: use 'teacher' (the teacher's own "
+                             "training sentences) or 'unseen' (sentences the teacher never trained on).")
         if self.num_seeds < 1:
             raise KDLabError(f"num_seeds={self.num_seeds}: train at least one seed.")
         if self.student_layers < 1:

@@ -16,6 +16,7 @@ import platform
 
 import torch
 
+from kdlab import display
 from kdlab.config import KDConfig, load_config
 from kdlab.data.loading import class_names, load_data  # noqa: F401 (the notebooks' steps)
 from kdlab.distillation.runs import (  # noqa: F401 (the notebooks')
@@ -53,6 +54,7 @@ def setup(profile: str | None = None, **overrides) -> KDConfig:
     from transformers import set_seed
 
     cfg = load_config(profile, **overrides)
+    display.install()  # results tables carry their provenance in the saved notebook (kdlab grade checks it)
     set_seed(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)

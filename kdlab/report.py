@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kdlab.artifacts import atomic_write_text
 from kdlab.course.targets import RETENTION_TARGET, UNTRAINED, measured, student_entries, targets, teacher_entry
+from kdlab.display import Report
 from kdlab.errors import KDLabError
 
 # The course text's dev accuracies for ITS setup (BERT-base teacher, 6-layer students, a T4), not this run's:
@@ -179,6 +180,11 @@ def render_markdown(results: dict) -> str:
                                        f"({'met' if c['met'] else 'MISSED'})" for c in checks] + [""]
     parts += ["## Deployment recommendation", "", recommendation(results), ""]
     return "\n".join(parts)
+
+
+def show_report(results: dict):
+    """The run report for a notebook: ``render_markdown`` as Markdown, carrying its provenance for grading."""
+    return Report(render_markdown(results))
 
 
 def write_report(run_dir: str | Path, results: dict | None = None) -> Path:

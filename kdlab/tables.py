@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from kdlab.config import KDConfig
+from kdlab.display import mark_table
 
 # The settings a student changes or needs to read the results, in the order they matter (field, label).
 SETTINGS = (
@@ -171,21 +172,32 @@ def cross_arch_loss_checks():
 
 def loss_terms_table(history: list[dict], loss, last: int = 3):
     """The loss terms as training ended: each term's value (mean of the last ``last`` logging windows), its
-    weight, the weighted value and its share of the total. Shows which term drives the objective."""
+    weight, the weighted value and its share of the total. Shows which term drives the objective.
+
+    With an unlabelled transfer set the CE is the masked CE of ``kdlab.distillation.losses.masked_cross_entropy``:
+    summed over the labelled rows and divided by the whole batch, so that a labelled sentence weighs the same
+    whatever batch it lands in (its gradient is the all-labelled one). Its logged value is therefore the labelled
+    rows' mean CE times their share of the batch; ``per_labelled_row`` undoes that (value / share, from the logged
+    ``labelled_share``) for comparing the CE of the labelled sentences with the other terms."""
     import pandas as pd
 
     weights = {"ce": loss.alpha, "kd": loss.beta, "attention": loss.gamma, "value": loss.delta,
                "relation": loss.relation_weight, "hidden": loss.hidden_weight}
     logs = [h for h in history if "loss" in h and "eval_loss" not in h and "train_runtime" not in h][-last:]
+    shares = [h["labelled_share"] for h in logs if "labelled_share" in h]
+    share = float(np.mean(shares)) if shares else 1.0
     rows = []
     for term, weight in weights.items():
         values = [h[f"loss_{term}"] for h in logs if f"loss_{term}" in h]
         if values and weight > 0:
-            rows.append({"term": term, "value": float(np.mean(values)), "weight": weight,
-                         "weighted": weight * float(np.mean(values))})
+            value = float(np.mean(values))
+            rows.append({"term": term, "value": value, "weight": weight, "weighted": weight * value,
+                         "per_labelled_row": value / share if term == "ce" and share > 0 else value})
     table = pd.DataFrame(rows)
     if len(table):
         table["share_%"] = (100 * table["weighted"] / table["weighted"].sum()).round(1)
+        if share >= 0.999:
+            table = table.drop(columns="per_labelled_row")
     return table.round(4)
 
 
@@ -211,7 +223,7 @@ def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[s
     res.update(students=students, teacher={**(res.get("teacher") or {}), **lab.storable(teacher_metrics)})
     table = accuracy_table(res)
     lab.record(cfg, students=res["students"], teacher=res["teacher"], comparison=table.to_dict(orient="records"))
-    return table
+    return mark_table(table, "accuracy")
 
 
 def students_table(results: dict):
@@ -224,7 +236,24 @@ def students_table(results: dict):
                      "accuracy_%": round(100 * s["accuracy"], 2),
                      "95% CI": f"[{100 * s['acc_low']:.1f}, {100 * s['acc_high']:.1f}]",
                      "train_s": round(s.get("train_seconds") or 0), "reused": bool(s.get("reused"))})
-    return pd.DataFrame(rows)
+    return mark_table(pd.DataFrame(rows), "students")
+
+
+BENCHMARK_COLUMNS = ["model", "precision", "batch", "p50_ms", "p95_ms", "p99_ms", "samples_per_s", "peak_mem_MB",
+                     "disk_MB", "speedup_vs_teacher", "speedup_same_precision", "max_abs_diff", "status"]
+REAL_LENGTH_COLUMNS = ["model", "precision", "batch", "seq", "p50_ms", "p95_ms", "samples_per_s",
+                       "speedup_vs_teacher"]
+
+
+def benchmark_table(rows, real_lengths: bool = False):
+    """The latency table of 04-Benchmark (``benchmark_models`` rows, or their records in results.json): random
+    inputs at seq 128 (``real_lengths=False``, 3 decimals) or SST-2's real lengths (2 decimals)."""
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows or []))
+    columns = REAL_LENGTH_COLUMNS if real_lengths else BENCHMARK_COLUMNS
+    table = frame[[c for c in columns if c in frame.columns]].round(2 if real_lengths else 3)
+    return mark_table(table, "benchmark_real_lengths" if real_lengths else "benchmark")
 
 
 def side_by_side(models: dict, sentences: list[str], max_length: int = 128, names=None):

@@ -76,3 +76,39 @@ def finetuned_teacher(tmp_path_factory, tiny_tokenizer, synthetic_data):
     result = finetune_teacher(cfg, model, tiny_tokenizer, synthetic_data)
     assert result.metrics["accuracy"] > 0.9, result.metrics  # the smoke teacher must know the task
     return result.model.eval()
+
+
+@pytest.fixture(scope="session")
+def executed_lab(tmp_path_factory):
+    """The four notebooks, answered by an honest student (``tests/grading/honest_solutions.py``: correct, written
+    differently from the instructor's), executed in order on the smoke profile (fresh kernel each, about a minute).
+    Returns (folder of the executed notebooks, its results.json)."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from kdlab.config import NOTEBOOKS
+    from kdlab.course.assignments import write_solutions
+
+    repo = Path(__file__).resolve().parents[1]
+    reuse = os.environ.get("KDLAB_TEST_EXECUTED_LAB")  # developing the grader: a folder this fixture filled before
+    if reuse and (Path(reuse) / "runs" / "smoke" / "results.json").is_file():
+        return Path(reuse), Path(reuse) / "runs" / "smoke" / "results.json"
+    root = Path(reuse) if reuse else tmp_path_factory.mktemp("lab")
+    root.mkdir(parents=True, exist_ok=True)
+    write_solutions(repo, root, NOTEBOOKS, repo / "tests" / "grading" / "honest_solutions.py")
+    saved = {k: os.environ.get(k) for k in ("KDLAB_PROFILE", "KDLAB_RUNS_DIR")}
+    os.environ.update(KDLAB_PROFILE="smoke", KDLAB_RUNS_DIR=str(root / "runs"))
+    try:
+        for name in NOTEBOOKS:
+            nb = nbformat.read(root / name, as_version=4)
+            NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
+            nbformat.write(nb, root / name)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return root, root / "runs" / "smoke" / "results.json"

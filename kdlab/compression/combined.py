@@ -53,7 +53,9 @@ def prune_and_recover(cfg: KDConfig, teacher, tokenizer, data, student, output_d
     from kdlab.distillation.training import distill
     from kdlab.metrics.classification import evaluate_model
 
-    device = "cpu"
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where the lab trains (the recovery run too)
     scores = importance_scores(copy.deepcopy(student), scoring_batches(data, tokenizer, cfg.max_length,
                                                                        score_sentences), teacher=teacher,
                                device=device)

@@ -63,39 +63,55 @@ def unit_masks(model: nn.Module, head_mask: torch.Tensor, neuron_mask: torch.Ten
             handle.remove()
 
 
+@contextmanager
+def _placed(module: nn.Module | None, device: torch.device):
+    """``module`` on ``device`` in eval mode inside the block; its own device and mode again afterwards."""
+    if module is None:
+        yield None
+        return
+    params = next(module.parameters(), None)
+    original, training = (params.device if params is not None else torch.device("cpu")), module.training
+    try:
+        yield module.to(device).eval()
+    finally:
+        module.to(original).train(training)
+
+
 def importance_scores(model: nn.Module, batches, teacher: nn.Module | None = None,
                       device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """``{"heads": [L, H], "neurons": [L, I]}`` gradient-of-mask importances over ``batches`` (dicts of
-    ``input_ids``, ``attention_mask``, optional ``token_type_ids`` and ``labels``), each row L2-normalised.
-    With a ``teacher`` the loss is KL(p_t ‖ p_s) (labels unneeded: a transfer set works); else the masked CE."""
+    ``input_ids``, ``attention_mask``, optional ``token_type_ids`` and ``labels``), each row L2-normalised, computed
+    on ``device``. With a ``teacher`` the loss is KL(p_t ‖ p_s) (labels unneeded: a transfer set works); else the
+    masked CE. The caller's models are left on their own devices and in their own modes."""
     heads, neurons = unit_counts(model)
     if len(set(heads)) > 1 or len(set(neurons)) > 1:
         raise KDLabError("importance_scores needs an unpruned model (the same heads and FFN width in every layer).")
-    model = model.to(device).eval()
+    device = torch.device(device)
     head_mask = torch.ones(len(heads), heads[0], device=device, requires_grad=True)
     neuron_mask = torch.ones(len(neurons), neurons[0], device=device, requires_grad=True)
     head_total, neuron_total, seen = torch.zeros_like(head_mask), torch.zeros_like(neuron_mask), 0
-    for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        labels = batch.pop("labels", None)
-        with unit_masks(model, head_mask, neuron_mask):
-            logits = model(**batch).logits.float()
-        if teacher is not None:
-            with torch.no_grad():
-                target = teacher.to(device).eval()(**batch).logits.float()
-            loss = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(target, -1), log_target=True,
-                            reduction="batchmean")
-        elif labels is not None:
-            loss = masked_cross_entropy(logits, labels)
-        else:
-            raise KDLabError("importance_scores needs labels in the batches or a teacher to compare with.")
-        g_heads, g_neurons = torch.autograd.grad(loss, (head_mask, neuron_mask), allow_unused=True)
-        head_total += g_heads.abs() if g_heads is not None else 0
-        neuron_total += g_neurons.abs() if g_neurons is not None else 0
-        seen += 1
+    with _placed(model, device) as student, _placed(teacher, device) as scorer:
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            labels = batch.pop("labels", None)
+            with unit_masks(student, head_mask, neuron_mask):
+                logits = student(**batch).logits.float()
+            if scorer is not None:
+                with torch.no_grad():
+                    target = scorer(**batch).logits.float()
+                loss = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(target, -1), log_target=True,
+                                reduction="batchmean")
+            elif labels is not None:
+                loss = masked_cross_entropy(logits, labels)
+            else:
+                raise KDLabError("importance_scores needs labels in the batches or a teacher to compare with.")
+            g_heads, g_neurons = torch.autograd.grad(loss, (head_mask, neuron_mask), allow_unused=True)
+            head_total += g_heads.abs() if g_heads is not None else 0
+            neuron_total += g_neurons.abs() if g_neurons is not None else 0
+            seen += 1
+        student.zero_grad(set_to_none=True)
     if not seen:
         raise KDLabError("importance_scores got no batches: pass a non-empty DataLoader or list of batches.")
-    model.zero_grad(set_to_none=True)
     norm = lambda x: x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)  # noqa: E731
     return {"heads": norm(head_total).cpu(), "neurons": norm(neuron_total).cpu()}
 

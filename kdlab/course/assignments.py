@@ -10,7 +10,8 @@ defines one function whose body is a stub between nbgrader's markers::
         raise NotImplementedError()
         ### END SOLUTION
 
-``solve_notebook`` fills each block with the body of the same-named function in ``kdlab.course.solutions``;
+``solve_notebook`` fills each block with the body of the same-named function in the instructor's solutions
+(``instructor/solutions.py`` in the repository, never in the installed package: ``load_solutions``);
 ``python -m kdlab solutions OUT_DIR`` writes solved copies for instructors. Reflection answers are markdown cells
 carrying ``<!-- reflection:ID -->``; reported numbers are outputs carrying ``RESULT_MIME`` (``kdlab.display``).
 """
@@ -24,6 +25,8 @@ import inspect
 import re
 import textwrap
 from pathlib import Path
+
+from kdlab.errors import KDLabError
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
@@ -54,8 +57,8 @@ def exercise_cells(nb) -> dict[str, int]:
     for index, cell in enumerate(nb["cells"]):
         source = cell_source(cell)
         if cell.get("cell_type") == "code" and BEGIN in source:
-            name = defined_function(source)
-            if name in by_function:
+            name = next((n for n in _DEF_RE.findall(source) if n in by_function), None)  # helpers may come first
+            if name is not None:
                 found[by_function[name]] = index
     return found
 
@@ -69,10 +72,44 @@ def exercise_source(nb, exercise: str) -> str:
     return "\n\n".join(cell_source(nb["cells"][i]) for i in [*earlier, index])
 
 
-def solution_body(function: str) -> str:
-    """The body of ``kdlab.course.solutions.<function>`` without its docstring, dedented."""
-    from kdlab.course import solutions
+SOLUTIONS = Path("instructor") / "solutions.py"  # in the repository, beside the notebooks
 
+
+def solutions_path(path: str | Path | None = None) -> Path:
+    """The instructor's solutions file: ``path``, else ``instructor/solutions.py`` of the repository (the current
+    folder or the checkout kdlab runs from). KDLabError when there is none: the installed package has no answers."""
+    candidates = [Path(path)] if path else [Path.cwd() / SOLUTIONS, Path(__file__).resolve().parents[2] / SOLUTIONS]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise KDLabError(f"no instructor solutions at {candidates[0]}: they are not part of the installed kdlab package. "
+                     "Run this from the course repository (instructor/solutions.py), or pass --solutions PATH.")
+
+
+def load_solutions(path: str | Path | None = None):
+    """The solutions file as a module (``solutions_path``)."""
+    import importlib.util
+
+    file = solutions_path(path)
+    spec = importlib.util.spec_from_file_location("kdlab_instructor_solutions", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def solution_sources(path: str | Path | None = None) -> dict[str, str]:
+    """``{exercise id: the solution function's source}`` (for copy detection when grading)."""
+    from kdlab.exercises import EXERCISES
+
+    module = load_solutions(path)
+    return {e.id: inspect.getsource(getattr(module, e.function)) for e in EXERCISES.values()
+            if hasattr(module, e.function)}
+
+
+def solution_body(function: str, solutions=None) -> str:
+    """The body of the solutions' ``function`` without its docstring, dedented (``solutions``: a module from
+    ``load_solutions``; default: the repository's)."""
+    solutions = solutions or load_solutions()
     source = textwrap.dedent(inspect.getsource(getattr(solutions, function)))
     node = ast.parse(source).body[0]
     body = node.body[1:] if isinstance(node.body[0], ast.Expr) and isinstance(
@@ -82,12 +119,12 @@ def solution_body(function: str) -> str:
     return textwrap.dedent("\n".join(lines[start:node.end_lineno]))
 
 
-def solve_source(source: str) -> str:
-    """An exercise cell's source with its solution block filled from ``kdlab.course.solutions``."""
+def solve_source(source: str, solutions=None) -> str:
+    """An exercise cell's source with its solution block filled from the solutions (``load_solutions``)."""
     name = defined_function(source)
     if name is None:
         raise ValueError("an exercise cell must define a function")
-    body = solution_body(name)
+    body = solution_body(name, solutions)
 
     def fill(match):
         indent = match.group(1)
@@ -108,26 +145,30 @@ def stub_source(source: str) -> str:
     return _BLOCK_RE.sub(fill, source)
 
 
-def solve_notebook(nb):
-    """A solved copy of a student notebook (nbformat dict)."""
+def solve_notebook(nb, solutions=None):
+    """A solved copy of a student notebook (nbformat dict); ``solutions``: a module (``load_solutions``)."""
+    solutions = solutions or load_solutions()
     nb = copy.deepcopy(nb)
     for index in exercise_cells(nb).values():
         cell = nb["cells"][index]
-        cell["source"] = solve_source(cell_source(cell))
+        cell["source"] = solve_source(cell_source(cell), solutions)
     return nb
 
 
-def write_solutions(root: str | Path, out_dir: str | Path, notebooks) -> list[Path]:
-    """Solved copies of ``notebooks`` (names under ``root``) in ``out_dir``; returns the paths written."""
+def write_solutions(root: str | Path, out_dir: str | Path, notebooks,
+                    solutions: str | Path | None = None) -> list[Path]:
+    """Solved copies of ``notebooks`` (names under ``root``) in ``out_dir``, filled from the solutions file
+    ``solutions`` (default: the repository's, ``solutions_path``); returns the paths written."""
     import nbformat
 
+    module = load_solutions(solutions)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in notebooks:
         nb = nbformat.read(Path(root) / name, as_version=4)
         path = out_dir / name
-        nbformat.write(nbformat.from_dict(solve_notebook(nb)), path)
+        nbformat.write(nbformat.from_dict(solve_notebook(nb, module)), path)
         written.append(path)
     return written
 

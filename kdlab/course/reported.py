@@ -1,8 +1,12 @@
-"""The machine-readable form of a number the notebooks report, which ``python -m kdlab grade`` checks.
+"""The machine-readable provenance of what the notebooks show from a run, which ``python -m kdlab grade`` checks.
 
-``kdlab.display.report(key, value, text)`` shows ``text`` with a copy in MIME type ``RESULT_MIME``: the key in
-results.json, the value, and the text as shown. The grader compares the three; a number edited by hand in a saved
-notebook no longer matches and is flagged.
+- A reported number: ``kdlab.display.report(key, value, text)`` shows ``text`` with a copy in MIME type
+  ``RESULT_MIME``: the key in results.json, the value, and the text as shown. The grader compares the three.
+- A results table or the run report: its output carries ``TABLE_MIME`` naming the recipe that built it from
+  results.json (``students``, ``accuracy``, ``benchmark``, ``benchmark_real_lengths``, ``report``); the grader
+  rebuilds it with the same recipe and compares every number shown.
+
+A number edited by hand in a saved notebook no longer matches and is flagged.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import math
 
 RESULT_MIME = "application/vnd.kdlab.result+json"
+TABLE_MIME = "application/vnd.kdlab.table+json"
+TABLE_ATTR = "kdlab_table"  # DataFrame.attrs key naming the recipe of a results table
+TABLE_RECIPES = ("students", "accuracy", "benchmark", "benchmark_real_lengths", "report")
 
 
 class Reported:

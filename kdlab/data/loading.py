@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import ClassLabel, DatasetDict, load_from_disk
+from datasets import ClassLabel, DatasetDict, concatenate_datasets, load_from_disk
 
 from kdlab.config import KDConfig
 from kdlab.data.augment import add_augmented
@@ -71,14 +71,38 @@ def load_sst2(
 
 def load_data(cfg: KDConfig, for_teacher: bool = False):
     """SST-2 for the students (``max_train_samples``) or for fine-tuning the teacher (``teacher_train_samples``),
-    from one seeded shuffle (the students' sentences are a subset of the teacher's). The students' sentences beyond
-    ``labelled_train_samples`` lose their labels (``kdlab.data.transfer.hide_labels``) and ``augment_copies`` adds
-    augmented unlabelled ones (``kdlab.data.augment``): an unlabelled transfer set. The teacher's never change."""
-    n = (cfg.teacher_train_samples or cfg.max_train_samples) if for_teacher else cfg.max_train_samples
+    from one seeded shuffle. The students' sentences beyond ``labelled_train_samples`` lose their labels
+    (``kdlab.data.transfer.hide_labels``) and ``augment_copies`` adds augmented unlabelled ones
+    (``kdlab.data.augment``): an unlabelled transfer set. The teacher's never change.
+
+    ``transfer_sentences`` says where the unlabelled ones come from: ``"teacher"`` — the students' sentences are the
+    first of the teacher's (the teacher trained on their gold labels: DistilBERT's practice, the teacher's own data
+    as the transfer set); ``"unseen"`` — the labelled ones are still the teacher's first, but the unlabelled ones
+    are the sentences after the teacher's, which it never trained on (labels the student does not have, from a
+    teacher that does not know them either). SST-2's training rows are phrases of 8.5k sentences, so "unseen" rows
+    can still share words and sub-phrases with the teacher's; no row is the same."""
+    teacher_n = cfg.teacher_train_samples or cfg.max_train_samples
+    unseen = not for_teacher and cfg.transfer_sentences == "unseen" and cfg.labelled_train_samples is not None
+    if for_teacher:
+        n = teacher_n
+    elif unseen:
+        if teacher_n is None or cfg.max_train_samples is None:
+            raise KDLabError("transfer_sentences='unseen' needs teacher_train_samples and max_train_samples: the "
+                             "unlabelled sentences are taken after the teacher's.")
+        n = teacher_n + cfg.max_train_samples - cfg.labelled_train_samples
+    else:
+        n = cfg.max_train_samples
     data = load_sst2(cfg.data, n, cfg.max_eval_samples, cfg.seed)
     if for_teacher:
         return data
     train = data["train"]
+    if unseen:
+        if len(train) < n:
+            raise KDLabError(f"transfer_sentences='unseen' needs {n:,} training sentences ({teacher_n:,} for the "
+                             f"teacher, then {cfg.max_train_samples - cfg.labelled_train_samples:,} it never saw); "
+                             f"the data has {len(train):,}. Lower teacher_train_samples or max_train_samples.")
+        labelled = cfg.labelled_train_samples
+        train = concatenate_datasets([train.select(range(labelled)), train.select(range(teacher_n, n))])
     if cfg.labelled_train_samples is not None and cfg.labelled_train_samples < len(train):
         train = hide_labels(train, cfg.labelled_train_samples)
     return DatasetDict(train=add_augmented(train, cfg.augment_copies, cfg.seed), validation=data["validation"])

@@ -106,6 +106,12 @@ def ensemble_distill(cfg: KDConfig, teachers: list[nn.Module], tokenizer, data, 
     from kdlab.distillation.training import distill
     from kdlab.models.student import build_student
 
+    if cfg.temperature_schedule != "constant" or cfg.kd_style != "kl":
+        raise KDLabError(
+            f"ensemble distillation averages the teachers' soft labels at one temperature (T = {cfg.temperature:g}), "
+            f"so it needs temperature_schedule='constant' and kd_style='kl' (got {cfg.temperature_schedule!r}, "
+            f"{cfg.kd_style!r}): an annealed T would distil a sharpened mean, and the logits MSE would compare scaled "
+            "log-probabilities, not logits.")
     ensemble = EnsembleTeacher(teachers, cfg.temperature)
     student = build_student(cfg, teachers[0], tokenizer)
     return distill(cfg, ensemble, tokenizer, data, "hinton", student=student,
@@ -170,23 +176,45 @@ class MutualResult:
     predictions: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
-def mutual_step_losses(logits: list[torch.Tensor], labels: torch.Tensor, temperature: float = 1.0,
-                       weight: float = 1.0) -> list[dict[str, torch.Tensor]]:
-    """Deep mutual learning, K peers: peer k minimises CE(y, z_k) + weight · mean_{j≠k} T²·KL(p_j^T ‖ p_k^T),
-    the other peers' predictions taken as constants (each peer is the others' teacher)."""
-    out = []
-    for k, z_k in enumerate(logits):
-        kl = torch.stack([kd_loss(z_k, z_j.detach(), temperature) for j, z_j in enumerate(logits) if j != k]).mean()
-        ce = masked_cross_entropy(z_k, labels)
-        out.append({"ce": ce, "kl": kl, "loss": ce + weight * kl})
-    return out
+def mutual_peers(base: nn.Module, layers: int, count: int = 2, seed: int = 0) -> list[nn.Module]:
+    """``count`` peers cut from ``base`` (``layers`` alternate layers), each with its own classification head drawn
+    from seed ``seed + k``: the distinct initial conditions deep mutual learning starts from (Zhang et al. 2018);
+    identical peers that see the same batches would differ only by dropout."""
+    from kdlab.models.student import init_student_from_teacher
+
+    peers = []
+    for k in range(count):
+        peer = init_student_from_teacher(base, layers)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + k)
+            for module in peer.classifier.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        peers.append(peer)
+    return peers
+
+
+def mutual_loss(z_k: torch.Tensor, others: list[torch.Tensor], labels: torch.Tensor, temperature: float = 1.0,
+                weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """Deep mutual learning's loss of one peer (Zhang et al. 2018, eq. 3/5):
+
+        L_k = CE(y, z_k) + weight · mean_{j≠k} T²·KL(p_j^T ‖ p_k^T)
+
+    ``z_k`` ``[B, C]`` the peer's logits; ``others``: the other peers' logits, constants (each peer is the others'
+    teacher). T = 1 is the paper's plain softmax. CE skips unlabelled transfer-set rows (``masked_cross_entropy``);
+    the KL uses every row."""
+    kl = torch.stack([kd_loss(z_k, z_j.detach(), temperature) for z_j in others]).mean()
+    ce = masked_cross_entropy(z_k, labels)
+    return {"ce": ce, "kl": kl, "loss": ce + weight * kl}
 
 
 def deep_mutual_learning(cfg: KDConfig, peers: list[nn.Module], tokenizer, data, temperature: float = 1.0,
                          weight: float = 1.0, log=print) -> MutualResult:
-    """Train ``peers`` together with ``mutual_step_losses`` (AdamW per peer, linear warmup and decay, gradients
-    clipped to 1, FP16 autocast on CUDA, length-grouped batches); no pre-trained teacher. Data order and dropout follow
-    ``cfg.seed``.
+    """Train ``peers`` with deep mutual learning, in the paper's order (Zhang et al. 2018, Algorithm 1): on each
+    batch, peer 1 takes a step on ``mutual_loss`` against the others' current predictions, then the predictions are
+    recomputed and peer 2 takes its step against them (peer 1's already updated), and so on. AdamW per peer, linear
+    warmup and decay, gradients clipped to 1, FP16 autocast on CUDA, length-grouped batches; no pre-trained teacher.
+    Data order and dropout follow ``cfg.seed``; ``temperature=1`` (plain softmax) as in the paper.
     ``weight=0`` trains the same peers in the same loop with CE alone: the baseline to compare with."""
     from torch.utils.data import DataLoader
     from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup, set_seed
@@ -205,30 +233,46 @@ def deep_mutual_learning(cfg: KDConfig, peers: list[nn.Module], tokenizer, data,
     # batch's longest sentence would cost several times the compute.
     sampler = LengthGroupedSampler(cfg.batch_size, lengths=[len(ids) for ids in train["input_ids"]],
                                    generator=torch.Generator().manual_seed(cfg.seed))
-    loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
+    loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler,
+                        collate_fn=DataCollatorWithPadding(tokenizer))
     steps = int(len(loader) * cfg.num_epochs)
     peers = [p.to(device).train() for p in peers]
-    optimizers = [torch.optim.AdamW(p.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay) for p in peers]
+    optimizers = [torch.optim.AdamW(p.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+                  for p in peers]
     schedules = [get_linear_schedule_with_warmup(o, min(cfg.warmup_steps, steps), steps) for o in optimizers]
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     history, step, start = [], 0, time.perf_counter()
+
+    def logits_of(peer, batch):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
+            return peer(**batch).logits
+
     while step < steps:
         for batch in loader:
             if step >= steps:
                 break
             batch = {k: v.to(device) for k, v in batch.items()}
             labels = batch.pop("labels")
-            with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
-                logits = [p(**batch).logits for p in peers]
-            parts = mutual_step_losses(logits, labels, temperature, weight)
-            for opt in optimizers:
+            parts = []
+            for k, (peer, opt, sched) in enumerate(zip(peers, optimizers, schedules)):
+                if weight:
+                    with torch.no_grad():  # the others' predictions now (peers before k already stepped)
+                        others = [logits_of(p, batch) for j, p in enumerate(peers) if j != k]
+                else:
+                    others = []
+                z_k = logits_of(peer, batch)
+                if others:
+                    part = mutual_loss(z_k, others, labels, temperature, weight)
+                else:
+                    ce = masked_cross_entropy(z_k, labels)
+                    part = {"ce": ce, "loss": ce}
                 opt.zero_grad(set_to_none=True)
-            scaler.scale(sum(part["loss"] for part in parts)).backward()  # each loss reaches only its own peer
-            for peer, opt, sched in zip(peers, optimizers, schedules):
+                scaler.scale(part["loss"]).backward()
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(peer.parameters(), 1.0)
                 scaler.step(opt)
                 sched.step()
+                parts.append(part)
             scaler.update()
             step += 1
             if step % cfg.logging_steps == 0 or step == steps:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdlab.models.layers import num_heads, self_attention
+from kdlab.models.layers import layer_heads, self_attention
 
 
 class QKVCapture:
@@ -26,7 +26,7 @@ class QKVCapture:
 
     def __init__(self, model: nn.Module, layer: int = -1):
         self.attn = self_attention(model, layer)
-        self.heads = num_heads(model)
+        self.heads = layer_heads(model, layer)  # the layer's own count: a pruned layer has fewer
         self.layer = layer
         self._handles: list = []
         self._out: dict[str, torch.Tensor] = {}

@@ -17,12 +17,13 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from kdlab.config import KDConfig
+from kdlab.data.sources import UNLABELLED
 from kdlab.distillation.capture import QKVCapture
 from kdlab.distillation.hidden import HiddenStateDistiller, resolve_hidden_layer_map
 from kdlab.distillation.losses import DistillationLoss
 from kdlab.distillation.relations import check_relation_setup
 from kdlab.errors import KDLabError
-from kdlab.models.layers import num_heads
+from kdlab.models.layers import layer_heads
 from kdlab.models.vocabulary import check_same_vocabulary
 
 PROJECTIONS_FILE = "kdlab_hidden_projections.pt"  # in a checkpoint folder: the hidden-state projections
@@ -109,11 +110,11 @@ class DistillationTrainer(Trainer):
                 raise KDLabError(
                     f"teacher has {teacher.config.num_labels} labels and the student {self.model.config.num_labels}."
                 )
-            if loss_fn.needs_qkv and num_heads(teacher) != num_heads(self.model):
+            if loss_fn.needs_qkv and layer_heads(teacher) != layer_heads(self.model):
                 raise KDLabError(
-                    f"attention/value transfer needs equal head counts: teacher {num_heads(teacher)}, student "
-                    f"{num_heads(self.model)}. Set gamma=delta=0 (variant 'hinton') or give the student "
-                    f"{num_heads(teacher)} heads; MiniLMv2 relation heads (relation_weight, relation_heads) work "
+                    f"attention/value transfer needs equal head counts: teacher {layer_heads(teacher)}, student "
+                    f"{layer_heads(self.model)}. Set gamma=delta=0 (variant 'hinton') or give the student "
+                    f"{layer_heads(teacher)} heads; MiniLMv2 relation heads (relation_weight, relation_heads) work "
                     "with any head counts."
                 )
             check_distillation_setup(loss_fn, teacher, self.model)
@@ -164,6 +165,8 @@ class DistillationTrainer(Trainer):
                         teacher_hidden=teacher_hidden, hidden_distiller=self.hidden_distiller,
                         progress=self.state.global_step / max(1, self.state.max_steps))
         self._record(parts)
+        if "ce" in parts:  # logged, not part of the loss: masked CE divides by the whole batch (see loss_terms_table)
+            self._record({"labelled_share": (labels != UNLABELLED).float().mean()})
         return (parts["loss"], outputs) if return_outputs else parts["loss"]
 
     def create_optimizer(self, model=None):
@@ -219,8 +222,9 @@ class DistillationTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._counts:
-            for name, total in self._sums.items():  # `temperature` (an annealed T) is logged as itself
-                logs[name if name == "temperature" else f"loss_{name}"] = round(float(total) / self._counts[name], 6)
+            for name, total in self._sums.items():  # `temperature` and `labelled_share` are logged as themselves
+                key = name if name in ("temperature", "labelled_share") else f"loss_{name}"
+                logs[key] = round(float(total) / self._counts[name], 6)
             self._sums, self._counts = {}, {}
         super().log(logs, start_time)
 

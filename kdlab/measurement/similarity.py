@@ -17,7 +17,7 @@ import torch
 from kdlab.distillation.capture import QKVCapture
 from kdlab.distillation.losses import attention_distribution_loss
 from kdlab.errors import KDLabError
-from kdlab.models.layers import num_heads
+from kdlab.models.layers import layer_heads
 
 
 def prediction_agreement(pred_a, pred_b) -> float:
@@ -63,7 +63,7 @@ def compare_to_teacher(states: list, student, attention: bool = True, cosine: bo
     device = next(student.parameters()).device
     student.eval()
     is_transformer = hasattr(student.config, "num_attention_heads")
-    attention = bool(attention and is_transformer and states and states[0][1].shape[1] == num_heads(student))
+    attention = bool(attention and is_transformer and states and states[0][1].shape[1] == layer_heads(student))
     cosine = bool(cosine and is_transformer and states and states[0][3].shape[-1] == student.config.hidden_size)
     predictions, kl_sum, cos, count = [], 0.0, [], 0
     for batch, q_t, k_t, cls_t in states:
@@ -88,12 +88,30 @@ def compare_to_teacher(states: list, student, attention: bool = True, cosine: bo
             "cls_cosine": float(torch.cat(cos).mean()) if cosine else float("nan")}
 
 
+@torch.inference_mode()
+def uniform_attention_kl(states: list) -> float:
+    """The attention KL to the teacher of a "student" that attends uniformly to every real token:
+
+        KL(A_t ‖ U) = Σ_j A_t,j log A_t,j + log n_real  =  log n_real − H(A_t)       (per head and real query)
+
+    averaged like ``attention_distribution_loss`` (``states``: ``teacher_states``). It is the reference a measured
+    attention KL needs: a near-uniform student (an untrained one) scores close to it — KL is bounded for a uniform
+    guess — so a KL is "teacher-like" only well below this value, not merely lower than another student's."""
+    total, count = 0.0, 0
+    for batch, q_t, k_t, _ in states:
+        mask = batch["attention_mask"].to(q_t.device)
+        uniform = torch.zeros_like(q_t)  # q = 0: every score 0, softmax uniform over the real keys
+        total += float(attention_distribution_loss(uniform, k_t, q_t, k_t, mask)) * mask.shape[0]
+        count += mask.shape[0]
+    return total / count if count else float("nan")
+
+
 def attention_kl_to_teacher(teacher, student, tokenizer, sentences: list[str], max_length: int = 128,
                             batch_size: int = 64) -> float:
     """Mean over sentences of MiniLM's last-layer attention KL(teacher ‖ student) (``attention_distribution_loss``
     on hooked Q/K; needs equal head counts). Lower = closer to the teacher; 0 = the same attention."""
     _check_transformer(student, "attention_kl_to_teacher")
-    if num_heads(teacher) != num_heads(student):
+    if layer_heads(teacher) != layer_heads(student):
         raise KDLabError("attention_kl_to_teacher compares head h with head h: teacher and student need the same "
                          "number of heads.")
     states = teacher_states(teacher, tokenizer, sentences, max_length, batch_size)
@@ -120,10 +138,14 @@ def predict(model, tokenizer, sentences: list[str], max_length: int = 128, batch
                            for batch in _batches(tokenizer, sentences, max_length, batch_size, device)])
 
 
+UNIFORM_ROW = "uniform attention (the bound, no model)"
+
+
 def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], teacher_predictions,
                      student_predictions: dict, max_length: int = 128):
     """One row per student: prediction agreement with the teacher, last-layer attention KL to the teacher, [CLS]
-    cosine similarity (NaN where widths or head counts differ). The teacher runs once over ``sentences`` and each
+    cosine similarity (NaN where widths or head counts differ); and a last row, ``UNIFORM_ROW``: the attention KL
+    of attending uniformly (``uniform_attention_kl``), the value a KL must be compared with. The teacher runs once over ``sentences`` and each
     student once; a student missing from ``student_predictions`` (e.g. the untrained cut, to compare before and
     after distillation) is scored on that same pass's predictions."""
     import pandas as pd
@@ -137,4 +159,6 @@ def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], t
             predictions = measured["predictions"]
         rows.append({"student": name, "agreement_%": 100 * prediction_agreement(predictions, teacher_predictions),
                      "attention_KL_to_teacher": measured["attention_kl"], "cls_cosine": measured["cls_cosine"]})
+    rows.append({"student": UNIFORM_ROW, "agreement_%": float("nan"), "attention_KL_to_teacher":
+                 uniform_attention_kl(states), "cls_cosine": float("nan")})
     return pd.DataFrame(rows).round(4)

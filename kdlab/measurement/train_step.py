@@ -30,7 +30,7 @@ from kdlab.measurement.timing import (
     sync_for,
     torch_threads,
 )
-from kdlab.models.layers import num_heads
+from kdlab.models.layers import layer_heads
 
 TRAIN_STEPS = {
     "a": "student CE step",
@@ -236,9 +236,9 @@ def train_step_benchmark(teacher: nn.Module, student: nn.Module, batch_size: int
         raise KDLabError(f"num_threads={num_threads} must be >= 1 (or None for torch's default).")
     if teacher.config.vocab_size != student.config.vocab_size:
         raise KDLabError("teacher and student vocabularies differ: they must read the same token ids.")
-    if num_heads(teacher) != num_heads(student):
-        raise KDLabError(f"MiniLM steps need equal head counts (teacher {num_heads(teacher)}, student "
-                         f"{num_heads(student)}).")
+    if layer_heads(teacher) != layer_heads(student):
+        raise KDLabError(f"MiniLM steps need equal head counts (teacher {layer_heads(teacher)}, student "
+                         f"{layer_heads(student)}).")
     with torch_threads(num_threads) as threads:
         run = make_train_steps(teacher, student, device, fp16, loss, learning_rate)
         batches = training_batches(batch_size, seq_len, teacher.config.vocab_size, teacher.config.num_labels,

@@ -34,3 +34,10 @@ def self_attention(model: nn.Module, layer: int = -1) -> nn.Module:
 
 def num_heads(model: nn.Module) -> int:
     return int(model.config.num_attention_heads)
+
+
+def layer_heads(model: nn.Module, layer: int = -1) -> int:
+    """The attention heads of encoder layer ``layer`` as it is now: a pruned layer keeps fewer than the config's
+    ``num_attention_heads`` (``kdlab.compression.pruning``), and the Q/K/V must be split by the real count."""
+    attn = self_attention(model, layer)
+    return int(getattr(attn, "num_attention_heads", None) or num_heads(model))

@@ -171,13 +171,29 @@ def random_student_like(teacher: nn.Module, num_layers: int, seed: int = 0) -> n
         return type(teacher)(config).float().eval()
 
 
+def random_encoder_student(teacher: nn.Module, num_layers: int, layer_map: list[int] | None = None,
+                           seed: int = 0) -> nn.Module:
+    """A student cut from the teacher (embeddings, pooler and classifier copied) whose encoder layers are then drawn
+    at random (the model's own initialisation, seeded): the control that differs from the lab's student in the
+    layer copy alone, so the gap between the two is what copying teacher layers is worth."""
+    student = init_student_from_teacher(teacher, num_layers, layer_map)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in encoder_layers(student):
+            for module in layer.modules():
+                student._init_weights(module)
+    return student.eval()
+
+
 def build_student(cfg, teacher: nn.Module, teacher_tokenizer=None) -> nn.Module:
     """The student a config asks for: cut from the teacher when ``cfg.student`` is None (``student_init="random"``:
-    the same shape with random weights), else loaded with ``load_student_model`` and checked to share the
+    the same shape with random weights; ``"random-encoder"``: the teacher's embeddings and head, random layers), else loaded with ``load_student_model`` and checked to share the
     teacher's tokenizer (KDLabError saying what differs)."""
     if cfg.student is None:
         if getattr(cfg, "student_init", "teacher") == "random":
             return random_student_like(teacher, cfg.student_layers, cfg.seed)
+        if getattr(cfg, "student_init", "teacher") == "random-encoder":
+            return random_encoder_student(teacher, cfg.student_layers, cfg.layer_map, cfg.seed)
         return init_student_from_teacher(teacher, cfg.student_layers, cfg.layer_map)
     bilstm = parse_bilstm_spec(cfg.student)
     if bilstm is not None:  # "bilstm[:hidden=H,embedding=E]": the teacher's vocabulary and word embeddings

@@ -1,8 +1,8 @@
-"""The lab as a course: one source for the student and the solved notebooks, the grader on made-up submissions,
-and what the executed notebooks must show (computed numbers, visible settings, no library noise).
+"""The lab as a course: one source for the student and the solved notebooks, and what the executed notebooks must
+show (computed numbers, visible settings, no library noise). The grader's tests are in tests/grading/.
 
-The solved notebooks are executed once per session on the `smoke` profile (about a minute); every test here reads
-those executed copies.
+The answered notebooks are executed once per session on the `smoke` profile (the ``executed_lab`` fixture, about a
+minute); the tests here read those executed copies.
 """
 
 import csv
@@ -28,7 +28,6 @@ from kdlab.course.assignments import (
     solve_notebook,
     write_solutions,
 )
-from kdlab.course.grading import grade_all
 from kdlab.course.reported import RESULT_MIME
 from kdlab.exercises import EXERCISES, MIME, run_check
 from kdlab.tables import SETTINGS
@@ -44,29 +43,6 @@ def _function_from_cell(source: str, function: str):
     namespace: dict = {}
     exec(compile(source, "<exercise cell>", "exec"), namespace)
     return namespace[function]
-
-
-@pytest.fixture(scope="session")
-def executed_lab(tmp_path_factory):
-    """The four notebooks, solved, executed in order on the smoke profile (fresh kernel each)."""
-    from nbclient import NotebookClient
-
-    root = tmp_path_factory.mktemp("lab")
-    write_solutions(ROOT, root, NOTEBOOKS)
-    saved = {k: os.environ.get(k) for k in ("KDLAB_PROFILE", "KDLAB_RUNS_DIR")}
-    os.environ.update(KDLAB_PROFILE="smoke", KDLAB_RUNS_DIR=str(root / "runs"))
-    try:
-        for name in NOTEBOOKS:
-            nb = nbformat.read(root / name, as_version=4)
-            NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
-            nbformat.write(nb, root / name)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return root, root / "runs" / "smoke" / "results.json"
 
 
 # --- one source, two versions -------------------------------------------------------------------------------------
@@ -193,100 +169,6 @@ def test_untrained_students_are_timing_only(executed_lab):
     assert all("untrained" not in t["target"] for t in targets(results))
 
 
-# --- grading ------------------------------------------------------------------------------------------------------
-def _copy_submission(root: Path, results_path: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in NOTEBOOKS:
-        shutil.copy(root / name, dest / name)
-    shutil.copy(results_path, dest / "results.json")
-    return dest
-
-
-@pytest.fixture(scope="session")
-def gradebook(executed_lab, tmp_path_factory):
-    root, results_path = executed_lab
-    subs = tmp_path_factory.mktemp("submissions")
-    _copy_submission(root, results_path, subs / "alice")  # complete and clean
-
-    bob = _copy_submission(root, results_path, subs / "bob")  # an error output and cells run out of order
-    nb = nbformat.read(bob / "03-Inference.ipynb", as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    code[5].execution_count, code[6].execution_count = code[6].execution_count, code[5].execution_count
-    code[7].outputs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="boom", traceback=[]))
-    nbformat.write(nb, bob / "03-Inference.ipynb")
-
-    carol = _copy_submission(root, results_path, subs / "carol")  # a teacher accuracy edited by hand, zipped
-    nb = nbformat.read(carol / "01-Setup.ipynb", as_version=4)
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("data", {}).get(RESULT_MIME, {}).get("key") == "teacher.accuracy":
-                out["data"]["text/plain"] = re.sub(r"accuracy [\d.]+%", "accuracy 99.9%", out["data"]["text/plain"])
-    nbformat.write(nb, carol / "01-Setup.ipynb")
-    with zipfile.ZipFile(subs / "carol.zip", "w") as archive:
-        for path in carol.rglob("*"):
-            archive.write(path, Path("carol-lab") / path.relative_to(carol))
-    shutil.rmtree(carol)
-
-    dave = subs / "dave"  # two notebooks only, results.json not JSON
-    dave.mkdir()
-    shutil.copy(root / "01-Setup.ipynb", dave / "01-Setup.ipynb")
-    (dave / "02-Distill.ipynb").write_text("{not json")
-    (dave / "results.json").write_text("")
-
-    out = tmp_path_factory.mktemp("grades")
-    grades = grade_all(subs, out, timeout=120, log=lambda m: None)
-    with open(out / "gradebook.csv", newline="") as fh:
-        rows = {r["student"]: r for r in csv.DictReader(fh)}
-    return grades, rows, out, subs
-
-
-def test_gradebook_has_a_row_per_student_and_points_possible(gradebook):
-    _, rows, out, _ = gradebook
-    assert set(rows) == {"points-possible", "alice", "bob", "carol", "dave"}
-    assert float(rows["points-possible"]["max"]) > 0
-    assert (out / "gradebook_long.csv").is_file() and (out / "reflections.md").is_file()
-    assert {p.name for p in (out / "feedback").iterdir()} == {f"{s}.md" for s in ("alice", "bob", "carol", "dave")}
-
-
-def test_complete_submission_scores_every_exercise_and_notebook(gradebook):
-    grades, rows, _, _ = gradebook
-    alice = next(g for g in grades if g.student == "alice")
-    by_item = {i.item: i for i in alice.items}
-    for exercise in EXERCISES:
-        assert by_item[exercise].passed, by_item[exercise].message
-    assert all(i.passed for i in alice.items if i.item == "executed")
-    assert not [f for f in alice.flags if "edited" in f or "order" in f or "error" in f or "older than" in f]
-    assert rows["alice"]["status"] == "ok"
-
-
-def test_errors_and_out_of_order_execution_are_flagged(gradebook):
-    grades, rows, _, _ = gradebook
-    bob = next(g for g in grades if g.student == "bob")
-    executed = {i.notebook: i for i in bob.items if i.item == "executed"}
-    assert not executed["03-Inference.ipynb"].passed and executed["01-Setup.ipynb"].passed
-    flags = " ".join(bob.flags)
-    assert "out of order" in flags and "ValueError: boom" in flags
-    assert float(rows["bob"]["total"]) < float(rows["alice"]["total"])
-
-
-def test_hand_edited_accuracy_is_flagged_and_penalised(gradebook):
-    grades, rows, out, _ = gradebook
-    carol = next(g for g in grades if g.student == "carol")
-    assert any("edited result" in f and "99.9%" in f for f in carol.flags)
-    assert float(rows["carol"]["penalties"]) < 0
-    assert "edited" in (out / "feedback" / "carol.md").read_text()
-
-
-def test_broken_submission_gets_a_clear_row(gradebook):
-    grades, rows, _, _ = gradebook
-    dave = next(g for g in grades if g.student == "dave")
-    assert rows["dave"]["status"] == "incomplete"
-    messages = {i.notebook: i.message for i in dave.items if i.item == "executed"}
-    assert messages["03-Inference.ipynb"] == "notebook missing"
-    assert "not a readable notebook" in messages["02-Distill.ipynb"]
-    assert any("results.json is not valid JSON" in f for f in dave.flags)
-
-
 def test_saved_checks_match_the_code_they_checked(executed_lab):
     """The grader's hash of each exercise function equals what the check recorded in the kernel (no false 'stale')."""
     root, _ = executed_lab
@@ -316,15 +198,3 @@ def test_stale_check_output_is_detected(tmp_path):
     expected = hashlib.sha256(inspect.getsource(module.f).encode()).hexdigest()
     assert function_source_sha(source, "f") == expected
     assert function_source_sha(source.replace("return x", "return x + 1"), "f") != expected
-
-
-def test_wrong_profile_gets_a_clear_row(gradebook):
-    """A run of another profile than the class's is flagged and earns no target points (exercises off here)."""
-    from kdlab.course.grading import grade_student
-
-    *_, submissions = gradebook
-    grade = grade_student("alice", submissions / "alice", {"profile": "full", "targets": {"retention": 2}})
-    assert grade.status == "wrong profile"
-    assert any("profile 'smoke' instead of 'full'" in f for f in grade.flags)
-    target = next(i for i in grade.items if i.item == "target retention")
-    assert target.points == 0 and "wrong profile" in target.message

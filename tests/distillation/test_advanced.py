@@ -13,11 +13,11 @@ from kdlab.distillation.advanced import (
     born_again,
     deep_mutual_learning,
     ensemble_distill,
-    mutual_step_losses,
+    mutual_loss,
+    mutual_peers,
     teacher_assistant,
 )
 from kdlab.errors import KDLabError
-from kdlab.models.student import init_student_from_teacher
 from kdlab.models.tiny import build_tiny_bert
 
 
@@ -86,11 +86,47 @@ def test_teacher_assistant_chain_and_direct_student(tmp_path, finetuned_teacher,
 def test_each_mutual_loss_reaches_only_its_own_peer():
     a = torch.nn.Linear(3, 2)
     b = torch.nn.Linear(3, 2)
-    x, y = torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 1])
-    parts = mutual_step_losses([a(x), b(x)], y, temperature=2.0)
-    parts[0]["loss"].backward()
+    x, y = torch.randn(5, 3), torch.tensor([0, 1, -100, 0, 1])  # one unlabelled transfer-set row
+    z_a, z_b = a(x), b(x)
+    part = mutual_loss(z_a, [z_b], y)
+    part["loss"].backward()
     assert a.weight.grad is not None and b.weight.grad is None
-    assert all(p["kl"] >= 0 and p["loss"] >= p["ce"] for p in parts)
+    assert part["kl"] >= 0 and part["loss"] >= part["ce"]
+    # T = 1 (the paper's plain softmax): the KL term is KL(p_b ‖ p_a) over every row, labelled or not
+    p_a, p_b = torch.softmax(z_a, -1), torch.softmax(z_b, -1)
+    expected = (p_b * (p_b.log() - p_a.log())).sum(-1).mean()
+    assert float(part["kl"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_mutual_peers_start_from_distinct_heads(finetuned_teacher):
+    peers = mutual_peers(finetuned_teacher, 2, count=2, seed=7)
+    heads = [p.classifier.weight for p in peers]
+    assert not torch.equal(heads[0], heads[1])  # different initial conditions (Zhang et al. 2018)
+    assert torch.equal(peers[0].bert.encoder.layer[0].attention.self.query.weight,
+                       peers[1].bert.encoder.layer[0].attention.self.query.weight)
+    again = mutual_peers(finetuned_teacher, 2, count=2, seed=7)
+    assert torch.equal(again[1].classifier.weight, heads[1])  # reproducible per seed
+
+
+def test_the_second_peer_learns_from_the_first_peers_updated_predictions(tmp_path, finetuned_teacher):
+    """Zhang et al.'s Algorithm 1: peer 1 steps, its predictions are recomputed, then peer 2 steps against them."""
+    from kdlab.models.tiny import build_tiny_tokenizer
+
+    cfg = load_config("smoke", runs_dir=str(tmp_path), num_epochs=1.0, logging_steps=1)
+    peers = mutual_peers(finetuned_teacher, 2, seed=cfg.seed)
+    calls = []
+    forward = peers[0].forward
+
+    def spy(*args, **kwargs):
+        calls.append((torch.is_grad_enabled(), float(peers[0].classifier.weight.detach().sum())))
+        return forward(*args, **kwargs)
+
+    peers[0].forward = spy
+    deep_mutual_learning(cfg, peers, build_tiny_tokenizer(), _small(), log=lambda m: None)
+    # per step: peer 0's own forward (with gradients), then its prediction for peer 1 (without), after its update
+    pairs = list(zip(calls[::2], calls[1::2]))
+    assert pairs and all(trained[0] and not recomputed[0] for trained, recomputed in pairs)
+    assert any(trained[1] != recomputed[1] for trained, recomputed in pairs[1:])  # step 1's warmup LR is 0
 
 
 def test_deep_mutual_learning_trains_two_peers(tmp_path, finetuned_teacher):
@@ -98,7 +134,7 @@ def test_deep_mutual_learning_trains_two_peers(tmp_path, finetuned_teacher):
     from kdlab.models.tiny import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
-    peers = [init_student_from_teacher(finetuned_teacher, 2), init_student_from_teacher(finetuned_teacher, 2)]
+    peers = mutual_peers(finetuned_teacher, 2, seed=cfg.seed)
     result = deep_mutual_learning(cfg, peers, tokenizer, _small(), log=lambda m: None)
     assert len(result.metrics) == 2 and len(result.predictions) == 2
     assert result.history and {"peer0_kl", "peer1_ce"} <= set(result.history[0])

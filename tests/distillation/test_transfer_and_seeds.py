@@ -100,6 +100,34 @@ def test_ce_trains_on_the_labelled_rows_and_kd_on_all(tmp_path, finetuned_teache
     assert (kd_rec["train_samples"], kd_rec["labelled_samples"]) == (96, 32)
     assert all(math.isfinite(h["loss"]) for h in hinton.history if "loss" in h)
     assert len(kd_rec["predictions"]) == 32
+    shares = [h["labelled_share"] for h in hinton.history if "labelled_share" in h]
+    assert shares and 0.2 < sum(shares) / len(shares) < 0.5  # a third of the rows labelled, logged per window
+
+
+def _tsv(folder, n):
+    folder.mkdir()
+    rows = [f"sentence number {i} is {'good' if i % 2 else 'bad'}\t{i % 2}" for i in range(n)]
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    (folder / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows[:20]) + "\n")
+    return folder
+
+
+def test_an_unseen_transfer_set_holds_no_sentence_the_teacher_trained_on(tmp_path):
+    folder = _tsv(tmp_path / "data", 300)
+    common = dict(runs_dir=str(tmp_path / "runs"), data=str(folder), teacher_train_samples=100,
+                  max_train_samples=60, labelled_train_samples=20)
+    teacher = set(lab.load_data(lab.setup("smoke", **common), for_teacher=True)["train"]["sentence"])
+    seen = lab.load_data(lab.setup("smoke", **common))["train"]
+    unseen = lab.load_data(lab.setup("smoke", transfer_sentences="unseen", **common))["train"]
+    labelled = [s for s, y in zip(unseen["sentence"], unseen["label"]) if y != UNLABELLED]
+    hidden = [s for s, y in zip(unseen["sentence"], unseen["label"]) if y == UNLABELLED]
+    assert len(unseen) == 60 and len(labelled) == 20 and len(hidden) == 40
+    assert set(labelled) <= teacher and not set(hidden) & teacher  # the labelled part is shared, the rest unseen
+    assert set(seen["sentence"]) <= teacher  # the default: the teacher's own sentences
+    assert labelled == [s for s, y in zip(seen["sentence"], seen["label"]) if y != UNLABELLED]  # same labels
+    with pytest.raises(KDLabError, match="needs 310 training sentences"):
+        lab.load_data(lab.setup("smoke", transfer_sentences="unseen", **{**common, "teacher_train_samples": 290,
+                                                                            "max_train_samples": 40}))
 
 
 # --- seeds ---------------------------------------------------------------------------------------------------------

@@ -66,3 +66,28 @@ def test_the_table_runs_the_teacher_once_and_agrees_with_the_single_measures(tin
     assert table.loc["a", "cls_cosine"] == pytest.approx(
         feature_cosine(tiny_teacher, cut, tiny_tokenizer, SENTENCES, 32), abs=1e-4)
     assert table.loc["a", "attention_KL_to_teacher"] > 0
+
+
+def test_uniform_attention_is_the_bound_a_kl_is_read_against(tiny_teacher, tiny_tokenizer):
+    """KL(A_t ‖ uniform) = log n − H(A_t) per head and real query, computed independently; the table's last row."""
+    import torch
+
+    from kdlab.measurement.similarity import UNIFORM_ROW, teacher_states, uniform_attention_kl
+
+    with torch.no_grad():  # a random tiny teacher attends almost uniformly: sharpen it so the value means something
+        tiny_teacher.bert.encoder.layer[-1].attention.self.query.weight.mul_(30)
+    states = teacher_states(tiny_teacher, tiny_tokenizer, SENTENCES, 32)
+    expected, count = 0.0, 0
+    for batch, q, k, _ in states:
+        mask = batch["attention_mask"].bool()
+        a = torch.softmax((q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).masked_fill(~mask[:, None, None, :], -1e9), -1)
+        entropy = -(a * a.clamp_min(1e-30).log()).sum(-1)  # [B, H, S]
+        kl = mask.sum(-1).double()[:, None, None].log() - entropy.double()
+        real = mask[:, None, :].double()
+        expected += float(((kl * real).sum((1, 2)) / (real.sum((1, 2)) * kl.shape[1])).sum())
+        count += mask.shape[0]
+    assert uniform_attention_kl(states) == pytest.approx(expected / count, rel=1e-4)
+    teacher_pred = predict(tiny_teacher, tiny_tokenizer, SENTENCES)
+    table = similarity_table(tiny_teacher, {"same": tiny_teacher}, tiny_tokenizer, SENTENCES, teacher_pred, {}, 32)
+    assert table.iloc[-1]["student"] == UNIFORM_ROW and table.iloc[-1]["attention_KL_to_teacher"] > 0
+    assert table.set_index("student").loc["same", "attention_KL_to_teacher"] == pytest.approx(0, abs=1e-5)

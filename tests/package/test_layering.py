@@ -27,6 +27,7 @@ LAYERS = (
     ("exercises", ("kdlab.exercises",)),
     ("course", ("kdlab.course",)),
     ("notebooks", ("kdlab.lab", "kdlab.tables", "kdlab.plots", "kdlab.display", "kdlab.report")),
+    ("grading", ("kdlab.grading",)),
     ("command line", ("kdlab.cli", "kdlab.__main__")),
 )
 

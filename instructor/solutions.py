@@ -1,8 +1,10 @@
 """Instructor solutions of the notebooks' exercises, written the way a student would (short and readable).
 
+Kept in the repository, not in the kdlab package that students install (on Colab too): the instructor commands
+read this file (``kdlab solutions``, and ``kdlab grade``'s copy detection), or one given with ``--solutions``.
 ``python -m kdlab solutions OUT_DIR`` writes solved copies of the notebooks: each exercise cell's block between
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` receives the body of the function of the same name below. The
-checks in ``kdlab.exercises`` must pass on every function here (tests/test_exercises.py). kdlab's own,
+checks in ``kdlab.exercises`` must pass on every function here (tests/course/test_exercises.py). kdlab's own,
 production versions of the losses are in ``kdlab.distillation.losses``.
 """
 

@@ -1,0 +1,97 @@
+"""How long ``kdlab grade`` takes per submission: a class of clean smoke submissions graded in one batch.
+
+The four notebooks are answered (correctly, by ``tests/grading/honest_solutions.py``) and executed once on the
+`smoke` profile; that submission is copied ``--students`` times and the folder graded with ``--jobs`` at a time, in
+the strongest containment this machine offers. Prints and appends to BENCHMARKS.md: seconds per submission (the
+batch's wall time / students), the slowest one, and the containment used.
+
+    python benchmarks/grading.py --students 10                 # ~1 min to execute the lab, then the batch
+    python benchmarks/grading.py --lab /tmp/elab --no-write    # reuse an executed lab folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kdlab.config import NOTEBOOKS  # noqa: E402
+from kdlab.grading.grader import Settings, grade_all, load_rubric  # noqa: E402
+from kdlab.grading.sandbox import Sandbox  # noqa: E402
+from kdlab.measurement.records import append_markdown, report_header  # noqa: E402
+
+HONEST = ROOT / "tests" / "grading" / "honest_solutions.py"
+
+
+def executed_lab(folder: Path) -> Path:
+    """The four notebooks answered and executed on smoke in ``folder`` (kept, so a rerun reuses them)."""
+    results = folder / "runs" / "smoke" / "results.json"
+    if results.is_file():
+        return results
+    import nbformat
+    from nbclient import NotebookClient
+
+    from kdlab.course.assignments import write_solutions
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_solutions(ROOT, folder, NOTEBOOKS, HONEST)
+    os.environ.update(KDLAB_PROFILE="smoke", KDLAB_RUNS_DIR=str(folder / "runs"), HF_HUB_OFFLINE="1")
+    for name in NOTEBOOKS:
+        nb = nbformat.read(folder / name, as_version=4)
+        NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+        nbformat.write(nb, folder / name)
+    return results
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--students", type=int, default=10)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "basic"))
+    p.add_argument("--lab", default=None, help="folder of an executed lab (made there when empty)")
+    p.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    lab = Path(args.lab) if args.lab else Path(tempfile.mkdtemp(prefix="kdlab-lab-"))
+    start = time.perf_counter()
+    results = executed_lab(lab)
+    setup = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="kdlab-class-") as tmp:
+        subs, out = Path(tmp) / "submissions", Path(tmp) / "grades"
+        for k in range(args.students):
+            dest = subs / f"student{k:03d}"
+            dest.mkdir(parents=True)
+            for name in NOTEBOOKS:
+                shutil.copy(lab / name, dest / name)
+            shutil.copy(results, dest / "results.json")
+        sandbox = Sandbox(args.sandbox)
+        settings = Settings(load_rubric(), sandbox)
+        start = time.perf_counter()
+        grades = grade_all(subs, out, settings, jobs=args.jobs, log=lambda m: None)
+        wall = time.perf_counter() - start
+    scores = sorted({f"{g.total:g}/{g.max_points:g}" for g in grades})
+    per = wall / args.students
+    line = (f"{args.students} clean smoke submissions, --jobs {args.jobs}, containment {sandbox.mode}: {wall:.1f} s "
+            f"in all, **{per:.2f} s per submission** (slowest alone: {max(g.seconds for g in grades):.1f} s; "
+            f"scores {', '.join(scores)}: every exercise passed, no flag)" if all(not g.flags for g in grades) else
+            f"{args.students} submissions: FLAGS {[g.flags for g in grades if g.flags][:1]}")
+    print(line)
+    if not args.no_write:
+        command = "python benchmarks/grading.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        notes = [f"the executed lab: {'reused' if setup < 5 else f'made in {setup:.0f} s'} ({lab})",
+                 f"containment: {sandbox.protections()}"]
+        lines = report_header(command, "cpu", args.jobs, notes) + ["", line]
+        print(f"appended to {append_markdown(args.output, f'Grading time per submission — {dt.date.today().isoformat()}', lines)}")
+    return {"wall": wall, "per_submission": per, "students": args.students, "scores": scores, "mode": sandbox.mode}
+
+
+if __name__ == "__main__":
+    main()

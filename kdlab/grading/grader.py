@@ -1,0 +1,323 @@
+"""``python -m kdlab grade SUBMISSIONS_DIR``: a gradebook from students' executed notebooks.
+
+Per submission (a folder or a .zip per student, opened with the limits of ``kdlab.grading.submissions``):
+
+- each notebook: present, under its size limit, every code cell executed top to bottom, no error output;
+- each exercise cell read first (``kdlab.grading.static``): kdlab's implementations imported or reproduced, files,
+  processes, the environment or the network reached for, a library patched, a check output forged — no points for
+  that exercise, and a flag naming it;
+- the other exercise cells run in one contained child (``kdlab.grading.sandbox``), which only computes the
+  functions' outputs on inputs drawn from a fresh seed; the grader judges them with the notebook checks' own code
+  (``kdlab.grading.checks``); a saved check output older than its code is flagged as stale;
+- every reported number and results table compared with results.json (``kdlab.grading.outputs``): an edit is
+  flagged and penalised;
+- the targets read from results.json (``kdlab.course.targets``); the reflection answers collected.
+
+Submissions are graded in parallel (``jobs``). A broken or hostile submission gets a row that says why; it never
+stops the batch. Points come from a rubric (``kdlab/course/rubric.toml``, editable).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+import kdlab.course
+from kdlab.config import NOTEBOOKS
+from kdlab.course.assignments import cell_source, exercise_cells, exercise_source, function_source_sha, reflections
+from kdlab.errors import KDLabError
+from kdlab.exercises import EXERCISES
+from kdlab.exercises.core import MIME
+from kdlab.grading import checks, outputs, recipes, static
+from kdlab.grading.sandbox import Limits, Sandbox
+from kdlab.grading.submissions import (
+    FileLimits,
+    SubmissionRefused,
+    find_file,
+    find_submissions,
+    open_submission,
+    read_limited,
+)
+
+DEFAULT_RUBRIC = Path(kdlab.course.__file__).with_name("rubric.toml")
+
+
+@dataclass
+class Item:
+    student: str
+    notebook: str
+    item: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str
+
+
+@dataclass
+class StudentGrade:
+    student: str
+    items: list[Item] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    status: str = "ok"
+    answers: dict[str, str] = field(default_factory=dict)
+    containment: str = ""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(i.points for i in self.items)
+
+    @property
+    def max_points(self) -> float:
+        return sum(i.max_points for i in self.items)
+
+
+@dataclass
+class Settings:
+    """How to grade: the rubric, the child's containment, the per-exercise timeout, the file limits, and the
+    instructor's solutions (``{exercise: source}``, for copy detection; optional)."""
+
+    rubric: dict
+    sandbox: Sandbox
+    timeout: float = 60.0
+    files: FileLimits = field(default_factory=FileLimits)
+    solutions: dict[str, str] = field(default_factory=dict)
+
+
+def load_rubric(path: str | Path | None = None) -> dict:
+    path = Path(path) if path else DEFAULT_RUBRIC
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise KDLabError(f"rubric {path} not found (the default is {DEFAULT_RUBRIC}).") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise KDLabError(f"rubric {path} is not valid TOML: {exc}") from exc
+
+
+def _read_results(folder: Path, grade: StudentGrade, limits: FileLimits) -> dict | None:
+    path = find_file(folder, "results.json")
+    if path is None:
+        grade.flags.append("no results.json: result and target checks skipped (submit runs/<profile>/results.json)")
+        return None
+    try:
+        results = json.loads(read_limited(path, limits.results_bytes, "results.json"))
+        if not isinstance(results, dict):
+            raise ValueError("not a JSON object")
+        return results
+    except SubmissionRefused as exc:
+        grade.flags.append(f"{exc}; result and target checks skipped")
+    except (ValueError, UnicodeDecodeError) as exc:
+        grade.flags.append(f"results.json is not valid JSON ({exc}); result and target checks skipped")
+    return None
+
+
+def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrade:
+    """Grade one unpacked submission."""
+    import time
+
+    start = time.perf_counter()
+    rubric = settings.rubric
+    grade = StudentGrade(student, containment=settings.sandbox.mode)
+    results = _read_results(folder, grade, settings.files)
+    expected_profile = rubric.get("profile") or ""
+    wrong_profile = bool(results and expected_profile and results.get("profile") != expected_profile)
+    if wrong_profile:
+        grade.flags.append(f"profile {results.get('profile')!r} instead of {expected_profile!r}")
+        grade.status = "wrong profile"
+    nb_points = float(rubric.get("notebooks", {}).get("executed", 0))
+    ex_points = {k: float(v) for k, v in rubric.get("exercises", {}).items()}
+    penalties = rubric.get("penalties", {})
+    to_run: list[tuple] = []  # (notebook, exercise, its own cell's text, the notebook)
+    missing = []
+    for name in NOTEBOOKS:
+        path = find_file(folder, name)
+        problem = "notebook missing" if path is None else None
+        nb = None
+        if path is not None:
+            try:
+                nb = json.loads(read_limited(path, settings.files.notebook_bytes, name))
+                if not isinstance(nb.get("cells"), list):
+                    raise ValueError("no cells")
+            except SubmissionRefused as exc:
+                problem = f"refused: {exc}"
+            except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+                problem = f"not a readable notebook ({type(exc).__name__})"
+        if problem:
+            missing.append(name)
+            grade.items.append(Item(student, name, "executed", 0, nb_points, False, problem))
+            for ex in (e for e in EXERCISES.values() if e.notebook == name and e.id in ex_points):
+                grade.items.append(Item(student, name, ex.id, 0, ex_points[ex.id], False, problem))
+            continue
+        problems = outputs.execution_problems(nb)
+        grade.items.append(Item(student, name, "executed", 0 if problems else nb_points, nb_points, not problems,
+                                "; ".join(problems) or "all cells ran in order, no errors"))
+        grade.flags += [f"{name}: {p}" for p in problems]
+        to_run += _read_exercises(grade, name, nb, ex_points, settings)
+        _check_outputs(grade, name, nb, results, penalties)
+        grade.answers.update({f"{name}:{k}": v for k, v in reflections(nb).items()})
+    _run_exercises(grade, to_run, ex_points, penalties, settings)
+    if missing:
+        grade.status = "incomplete" if grade.status == "ok" else grade.status
+    _grade_targets(grade, results, rubric, wrong_profile)
+    per_answer = float(rubric.get("reflections", {}).get("answered", 0))
+    if per_answer:
+        for key, text in sorted(grade.answers.items()):
+            grade.items.append(Item(student, key.split(":")[0], f"reflection {key.split(':')[1]}",
+                                    per_answer if text else 0, per_answer, bool(text),
+                                    "answered" if text else "no answer"))
+    grade.seconds = time.perf_counter() - start
+    return grade
+
+
+def _read_exercises(grade, name, nb, ex_points, settings) -> list:
+    """Items for the exercises a static read refuses; the others, to run."""
+    cells = exercise_cells(nb)
+    out = []
+    for ex in (e for e in EXERCISES.values() if e.notebook == name and e.id in ex_points):
+        if ex.id not in cells:
+            grade.items.append(Item(grade.student, name, ex.id, 0, ex_points[ex.id], False,
+                                    "exercise cell not found (deleted or its function renamed)"))
+            continue
+        own = cell_source(nb["cells"][cells[ex.id]])
+        source = "\n".join(line for line in exercise_source(nb, ex.id).splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        found = static.problems("\n".join(line for line in own.splitlines()
+                                          if not line.lstrip().startswith(("%", "!"))))
+        copy = static.copied_from(own, ex.function, static.originals_for(ex.id, settings.solutions))
+        if copy:
+            found.append(copy)
+        if found:
+            message = f"0 points: the cell {'; '.join(found)}"
+            grade.items.append(Item(grade.student, name, ex.id, 0, ex_points[ex.id], False, message))
+            grade.flags.append(f"{name}: {ex.id}: {message}")
+            continue
+        seed = secrets.randbits(31) | 1  # fresh inputs each run, never 0 (the notebook's fixed ones)
+        out.append((name, checks.Exercise(ex.id, ex.function, source, seed, checks.probe(ex.id, seed)), own, nb))
+    return out
+
+
+def _run_exercises(grade, to_run, ex_points, penalties, settings) -> None:
+    if not to_run:
+        return
+    exercises = [e for _, e, _, _ in to_run]
+    budget = 30 + settings.timeout * len(exercises)
+    done = settings.sandbox.run(checks.HARNESS.read_text(encoding="utf-8"),
+                                checks.job_files(exercises, settings.timeout), checks.output_names(len(exercises)),
+                                budget)
+    entries, tensors = checks.load_outputs(done.files)
+    if done.timed_out:
+        grade.flags.append(f"the exercise child was stopped after {budget:.0f} s (its time limit)")
+    for notebook, exercise, own, nb in to_run:
+        entry = entries.get(exercise.id, (None, None))[1]
+        result = checks.judge(exercise, entry, tensors, settings.timeout)
+        message = result.message
+        if entry is None and not done.files.get("results.json"):
+            message += f" [child exit {done.returncode}: {done.stderr.strip()[-160:]}]"
+        cell_error = (entry or {}).get("cell_error", {})
+        if cell_error.get("type") == "MemoryError" or "timed out" in result.message:
+            grade.flags.append(f"{notebook}: {exercise.id}: stopped by a limit: {result.message}")
+        points = ex_points[exercise.id] if result.passed else 0
+        grade.items.append(Item(grade.student, notebook, exercise.id, points, ex_points[exercise.id], result.passed,
+                                message))
+        _stale(grade, notebook, exercise, own, penalties, nb)
+
+
+def _stale(grade, notebook, exercise, own, penalties, nb) -> None:
+    """Flag a saved check output whose code has changed since (the cell was edited after its check ran)."""
+    current = function_source_sha(own, exercise.function)
+    for cell in nb["cells"]:
+        for saved in outputs.saved_payloads(cell, MIME):
+            payload = saved["payload"] if isinstance(saved["payload"], dict) else {}
+            if payload.get("exercise") == exercise.id and payload.get("source_sha") and current and \
+                    payload["source_sha"] != current:
+                grade.flags.append(f"{notebook}: the saved check of {exercise.id} is older than its code (re-run the "
+                                   "cell)")
+                cost = float(penalties.get("stale", 0))
+                if cost:
+                    grade.items.append(Item(grade.student, notebook, f"stale {exercise.id}", -cost, 0, False,
+                                            "check output older than the code"))
+                return
+
+
+def _check_outputs(grade: StudentGrade, name: str, nb, results: dict | None, penalties: dict) -> None:
+    """Reported numbers and results tables against results.json."""
+    cost = float(penalties.get("edited_output", 0))
+    found = [(f"edited {key}", problem) for key, problem in outputs.reported_problems(nb, results)]
+    if results is not None:
+        for index, saved in outputs.tables_in(nb):
+            if saved is None:
+                found.append(("edited table", f"cell {index}: a results table shows no provenance (its output was "
+                                              "replaced or edited by hand)"))
+                continue
+            recipe = (saved["payload"] or {}).get("recipe") if isinstance(saved["payload"], dict) else None
+            for problem in recipes.problems(recipe, saved, results):
+                found.append((f"edited {recipe} table", f"cell {index} ({recipe} table): {problem}"))
+    for item, problem in found:
+        grade.flags.append(f"{name}: edited result? {problem}")
+        if cost:
+            grade.items.append(Item(grade.student, name, item, -cost, 0, False, problem))
+
+
+def _grade_targets(grade: StudentGrade, results: dict | None, rubric: dict, wrong_profile: bool) -> None:
+    from kdlab.course.targets import targets
+
+    points = rubric.get("targets", {})
+    checks_ = []
+    if results is not None:
+        try:
+            checks_ = targets(results)
+        except (KeyError, TypeError, ZeroDivisionError, AttributeError) as exc:
+            grade.flags.append(f"results.json is incomplete ({type(exc).__name__}: {exc})")
+    for key, want in (("retention", "retention"), ("speedup", "speedup")):
+        value = float(points.get(key, 0))
+        if not value:
+            continue
+        mine = [c for c in checks_ if want in c["target"]]
+        ok = bool(mine) and all(c["met"] for c in mine) and not wrong_profile
+        message = "; ".join(f"{c['target']}: {c['measured']} ({'met' if c['met'] else 'missed'})" for c in mine)
+        if not mine:
+            message = "no measurement in results.json"
+        if wrong_profile:
+            message = "wrong profile: " + message
+        grade.items.append(Item(grade.student, "results.json", f"target {key}", value if ok else 0, value, ok,
+                                message))
+
+
+def _one(student: str, path: Path, settings: Settings, tmp: Path) -> StudentGrade:
+    try:
+        folder = open_submission(path, tmp / student, settings.files)
+        return grade_student(student, folder, settings)
+    except SubmissionRefused as exc:
+        return StudentGrade(student, status="refused", flags=[f"refused: {exc}"], containment=settings.sandbox.mode)
+    except (KDLabError, OSError, UnicodeDecodeError) as exc:
+        return StudentGrade(student, status="unreadable", flags=[f"{type(exc).__name__}: {exc}"],
+                            containment=settings.sandbox.mode)
+
+
+def grade_all(submissions: str | Path, out_dir: str | Path, settings: Settings, jobs: int = 1,
+              log=print) -> list[StudentGrade]:
+    """Grade every submission under ``submissions`` (``jobs`` at a time); write the gradebooks, feedback and
+    reflections to ``out_dir``. Returns the grades, in name order."""
+    from kdlab.grading.gradebook import write_outputs
+
+    found = find_submissions(submissions)
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="kdlab-grade-") as tmp, ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = [pool.submit(_one, student, path, settings, Path(tmp)) for student, path in found]
+        grades = []
+        for future in futures:
+            grade = future.result()
+            log(f"{grade.student}: {grade.total:g} / {grade.max_points:g} ({grade.status}, {grade.seconds:.1f} s)")
+            grades.append(grade)
+    write_outputs(grades, out_dir, settings.sandbox.protections())
+    return grades
+
+
+__all__ = ["DEFAULT_RUBRIC", "Item", "Limits", "Settings", "StudentGrade", "grade_all", "grade_student",
+           "load_rubric"]

@@ -1,0 +1,19 @@
+"""Tables the notebooks show that read training logs: the loss terms' shares, with the masked CE's normalisation."""
+
+import pytest
+
+from kdlab.distillation.losses import DistillationLoss
+from kdlab.tables import loss_terms_table
+
+
+def test_the_ce_of_a_transfer_set_is_also_given_per_labelled_row():
+    """Masked CE divides by the whole batch: with a quarter of the rows labelled its logged value is a quarter of the
+    labelled rows' mean CE; the table says both."""
+    loss = DistillationLoss.for_variant("minilm")
+    history = [{"loss": 1.0, "loss_ce": 0.1, "loss_kd": 0.5, "loss_attention": 0.2, "loss_value": 0.3,
+                "labelled_share": 0.25}] * 3
+    table = loss_terms_table(history, loss).set_index("term")
+    assert table.loc["ce", "value"] == pytest.approx(0.1) and table.loc["ce", "per_labelled_row"] == pytest.approx(0.4)
+    assert table.loc["kd", "per_labelled_row"] == pytest.approx(0.5)  # the other terms use every row
+    everyone = [{**h, "labelled_share": 1.0} for h in history]
+    assert "per_labelled_row" not in loss_terms_table(everyone, loss).columns
