@@ -55,6 +55,9 @@ def run_notebooks(profile: str | None, notebooks: list[str], timeout: int) -> in
     papermill_log.handlers, papermill_log.propagate = [handler], False
     papermill_log.setLevel(logging.INFO)  # cell output, streamed as it arrives
     print(f"kdlab run: profile {cfg.profile}, artifacts in {cfg.run_dir()}", flush=True)
+    estimate = _estimate(cfg, notebooks)
+    if estimate:
+        print(f"kdlab run: {estimate}", flush=True)
     total = time.perf_counter()
     timings = {}
     for number, name in enumerate(notebooks, start=1):
@@ -85,6 +88,27 @@ def run_notebooks(profile: str | None, notebooks: list[str], timeout: int) -> in
     record(cfg, wall_seconds={**timings, "total": time.perf_counter() - total})
     print(f"\nAll notebooks ran in {_clock(time.perf_counter() - total)}; executed copies in {out_dir}\n")
     return print_report(cfg.run_dir())
+
+
+def _estimate(cfg, notebooks: list[str]) -> str | None:
+    """How long the run will take here (``kdlab.lab.time_estimate``), from a few timed training steps; None when the
+    profile has no timed reference, a notebook outside the lab is asked for, or the calibration fails."""
+    from kdlab.config import NOTEBOOKS
+
+    if list(notebooks) != list(NOTEBOOKS):
+        return None
+    try:
+        from kdlab import lab
+        from kdlab.distillation.runs import saved_teacher_matches
+
+        found = lab.time_estimate(cfg, teacher_saved=saved_teacher_matches(cfg))
+    except Exception as exc:  # noqa: BLE001 - an estimate must never stop the run
+        return f"no time estimate ({type(exc).__name__}: {exc})"
+    if found is None:
+        return None
+    lab.record(cfg, time_estimate={"step_seconds": found["step_seconds"], "ratio": found["ratio"],
+                                   "minutes": list(found["total"])})
+    return lab.describe_estimate(found)
 
 
 def _source_cell(executed: Path, index: int) -> tuple[int, str]:

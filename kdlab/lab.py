@@ -261,3 +261,39 @@ def tradeoff_points(cfg: KDConfig, bench, batch: int = 1) -> list[dict]:
             points.append(dict(name=f"{row['model']} {row['precision']}", p50_ms=row["p50_ms"], accuracy=m["accuracy"],
                                acc_low=m["acc_low"], acc_high=m["acc_high"]))
     return points
+
+
+# --- how long the lab takes here ------------------------------------------------------------------------------
+def time_estimate(cfg: KDConfig, seconds: float | None = None, teacher_saved: bool = False) -> dict | None:
+    """``{"step_seconds", "reference", "ratio", "notebooks": {name: (low, high) minutes}, "total": (low, high)}``
+    for ``cfg``'s profile, or None when no reference run of that profile was timed. The range is the reference's
+    times × this machine's step-time ratio, ±25% (the notebooks also load data, evaluate and benchmark, which
+    scale less simply); ``teacher_saved`` drops 01's teacher fine-tune."""
+    from kdlab.course.reference import load_lab_timing
+
+    reference = load_lab_timing().get(cfg.profile)
+    if not reference:
+        return None
+    from kdlab.measurement.calibration import step_seconds
+
+    seconds = step_seconds(cfg) if seconds is None else seconds
+    ratio = seconds / reference["step_seconds"]
+    notebooks = {}
+    for name, ref_seconds in reference["notebook_seconds"].items():
+        if teacher_saved and name.startswith("01"):
+            ref_seconds = max(0.0, ref_seconds - reference.get("teacher_finetune_seconds", 0.0))
+        minutes = ref_seconds * ratio / 60
+        notebooks[name] = (0.75 * minutes, 1.25 * minutes)
+    total = (sum(low for low, _ in notebooks.values()), sum(high for _, high in notebooks.values()))
+    return {"step_seconds": seconds, "reference": reference, "ratio": ratio, "notebooks": notebooks, "total": total}
+
+
+def describe_estimate(found: dict) -> str:
+    """One paragraph for ``kdlab run``: this machine against the reference, and the expected minutes."""
+    ref = found["reference"]
+    parts = ", ".join(f"{name.split('-')[0]} {low:.0f}–{high:.0f}" for name, (low, high) in found["notebooks"].items())
+    low, high = found["total"]
+    whole = ref["total_seconds"] / 60
+    return (f"this machine: {1000 * found['step_seconds']:.0f} ms per training step, {found['ratio']:.2f}× the "
+            f"reference ({ref['machine']}, {1000 * ref['step_seconds']:.0f} ms, whole lab {whole:.0f} min on "
+            f"{ref['date']}): expect about {low:.0f}–{high:.0f} min ({parts} min)")

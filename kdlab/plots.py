@@ -31,10 +31,9 @@ def temperature_demo(model, tokenizer, sentence: str, temperatures=(1, 4, 10)):
         p = torch.softmax(logits / t, -1).numpy()
         bars = ax.bar(np.arange(len(p)) + i * width, p, width, label=f"T = {t}")
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    id2label = getattr(model.config, "id2label", None) or {}
-    names = [id2label.get(i, str(i)) for i in range(len(logits))]
-    if names == ["LABEL_0", "LABEL_1"]:
-        names = ["negative", "positive"]
+    from kdlab.tables import class_names
+
+    names = class_names(model)
     ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, names)
     import textwrap
 

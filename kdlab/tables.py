@@ -76,13 +76,27 @@ def layer_map_table(student):
     return pd.DataFrame({"student layer": range(len(mapping)), "teacher layer": mapping})
 
 
-def soft_vs_hard(teacher_model, tokenizer, sentence: str, gold: int, temperatures=(1, 4, 10), label_names=None):
-    """One sentence's hard label (one-hot, 硬標籤) beside the teacher's soft labels (軟標籤) softmax(z/T)."""
-    import pandas as pd
-
+def class_names(model=None, count: int | None = None, names=None) -> list[str]:
+    """The class names to show: ``names`` when given, else the model's ``id2label`` (transformers' generic
+    ``LABEL_0``/``LABEL_1`` read as SST-2's negative/positive), else SST-2's for two classes and 0..K-1 for more."""
     from kdlab.data.sources import LABEL_NAMES
 
-    names = list(label_names or LABEL_NAMES)
+    if names:
+        return list(names)
+    if model is not None:
+        count = int(model.config.num_labels)
+        id2label = getattr(model.config, "id2label", None) or {}
+        found = [str(id2label.get(i, id2label.get(str(i), i))) for i in range(count)]
+        return list(LABEL_NAMES) if found == ["LABEL_0", "LABEL_1"] else found
+    return list(LABEL_NAMES) if (count or 2) <= 2 else [str(i) for i in range(count)]
+
+
+def soft_vs_hard(teacher_model, tokenizer, sentence: str, gold: int, temperatures=(1, 4, 10), label_names=None):
+    """One sentence's hard label (one-hot, 硬標籤) beside the teacher's soft labels (軟標籤) softmax(z/T), one column
+    per class (the data's classes: two for SST-2, any number for a local set)."""
+    import pandas as pd
+
+    names = class_names(teacher_model, names=label_names)
     device = next(teacher_model.parameters()).device
     with torch.inference_mode():
         logits = teacher_model.eval()(**tokenizer(sentence, return_tensors="pt").to(device)).logits[0].float().cpu()
@@ -261,10 +275,9 @@ def side_by_side(models: dict, sentences: list[str], max_length: int = 128, name
     predicted class's probability with more classes)."""
     import pandas as pd
 
-    from kdlab.data.sources import LABEL_NAMES
     from kdlab.metrics.classification import predict_proba
 
-    names = list(names or LABEL_NAMES)
+    names = class_names(next(iter(models.values()))[0] if models else None, names=names)
     table = pd.DataFrame({"sentence": sentences})
     for name, (model, tokenizer) in models.items():
         probs = predict_proba(model, tokenizer, sentences, max_length)
@@ -280,10 +293,9 @@ def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10
     """Where teacher and student disagree: counts of who is right, and the first ``limit`` examples."""
     import pandas as pd
 
-    from kdlab.data.sources import LABEL_NAMES
-
-    names = list(names or LABEL_NAMES)
     labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))
+    top = int(max(labels.max(initial=0), teacher_pred.max(initial=0), student_pred.max(initial=0))) + 1
+    names = class_names(count=top, names=names)
     differ = np.flatnonzero(teacher_pred != student_pred)
     counts = pd.DataFrame([{
         "disagreements": int(differ.size),

@@ -10,6 +10,15 @@ import json
 from pathlib import Path
 
 REFERENCE_FILE = Path(__file__).with_name("reference_results.json")
+TIMING_FILE = Path(__file__).with_name("lab_timing.json")  # a timed reference run of the lab, per profile
+
+
+def load_lab_timing() -> dict:
+    """``{profile: {machine, date, step_seconds, notebook_seconds, teacher_finetune_seconds, total_seconds}}`` of
+    the timed reference runs (``kdlab.lab.time_estimate``); empty when none was shipped."""
+    if not TIMING_FILE.is_file():
+        return {}
+    return json.loads(TIMING_FILE.read_text(encoding="utf-8"))
 
 
 def load_reference() -> dict:

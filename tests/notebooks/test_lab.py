@@ -171,3 +171,30 @@ def test_seed_runs_add_seeds_to_the_labs_students(tmp_path):
     assert (cfg.run_dir() / "seeds" / "seed-43" / "ce" / "kdlab.json").is_file()
     again = lab.seed_runs(cfg, teacher, data, names=("ce",), train=False)  # 03 reads them without training
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
+
+
+def test_the_time_estimate_scales_the_reference_run_by_this_machines_step_time(tmp_path, monkeypatch):
+    import json
+
+    from kdlab.course import reference
+
+    timing = {"cpu": {"machine": "ref box", "date": "2026-12-02", "step_seconds": 0.2, "teacher_finetune_seconds": 300,
+                      "notebook_seconds": {"01-Setup.ipynb": 420, "02-Distill.ipynb": 960, "03-Inference.ipynb": 60,
+                                           "04-Benchmark.ipynb": 120}, "total_seconds": 1560}}
+    path = tmp_path / "lab_timing.json"
+    path.write_text(json.dumps(timing))
+    monkeypatch.setattr(reference, "TIMING_FILE", path)
+    cfg = lab.setup("cpu", runs_dir=str(tmp_path / "runs"))
+    found = lab.time_estimate(cfg, seconds=0.4)  # a machine twice as slow
+    assert found["ratio"] == 2.0
+    assert found["notebooks"]["02-Distill.ipynb"] == (0.75 * 32, 1.25 * 32)
+    assert lab.time_estimate(cfg, seconds=0.4, teacher_saved=True)["notebooks"]["01-Setup.ipynb"][1] == 1.25 * 4
+    text = lab.describe_estimate(found)
+    assert "2.00× the reference (ref box" in text and "expect about 39–65 min" in text
+    assert lab.time_estimate(lab.setup("smoke", runs_dir=str(tmp_path / "r2")), seconds=1.0) is None
+
+
+def test_the_calibration_times_a_training_step_of_the_profile_shapes(tmp_path):
+    from kdlab.measurement.calibration import step_seconds
+
+    assert 0 < step_seconds(lab.setup("smoke", runs_dir=str(tmp_path)), steps=2) < 30
