@@ -5,14 +5,10 @@ The answered notebooks are executed once per session on the `smoke` profile (the
 minute); the tests here read those executed copies.
 """
 
-import csv
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import nbformat
@@ -26,7 +22,6 @@ from kdlab.course.assignments import (
     function_source_sha,
     reflections,
     solve_notebook,
-    write_solutions,
 )
 from kdlab.course.reported import RESULT_MIME
 from kdlab.exercises import EXERCISES, MIME, run_check
