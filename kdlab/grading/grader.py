@@ -151,6 +151,8 @@ def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrad
         if problem:
             missing.append(name)
             grade.items.append(Item(student, name, "executed", 0, nb_points, False, problem))
+            if problem.startswith("refused"):
+                grade.flags.append(f"{name}: {problem}")
             for ex in (e for e in EXERCISES.values() if e.notebook == name and e.id in ex_points):
                 grade.items.append(Item(student, name, ex.id, 0, ex_points[ex.id], False, problem))
             continue
@@ -213,6 +215,9 @@ def _run_exercises(grade, to_run, ex_points, penalties, settings) -> None:
     entries, tensors = checks.load_outputs(done.files)
     if done.timed_out:
         grade.flags.append(f"the exercise child was stopped after {budget:.0f} s (its time limit)")
+    if any(mark in done.stdout for mark in static.FORGED_MARKS):
+        grade.flags.append("an exercise cell printed a forged check result (ignored: results are judged here, not read "
+                           "from the child's output)")
     for notebook, exercise, own, nb in to_run:
         entry = entries.get(exercise.id, (None, None))[1]
         result = checks.judge(exercise, entry, tensors, settings.timeout)
@@ -256,8 +261,9 @@ def _check_outputs(grade: StudentGrade, name: str, nb, results: dict | None, pen
                                               "replaced or edited by hand)"))
                 continue
             recipe = (saved["payload"] or {}).get("recipe") if isinstance(saved["payload"], dict) else None
-            for problem in recipes.problems(recipe, saved, results):
-                found.append((f"edited {recipe} table", f"cell {index} ({recipe} table): {problem}"))
+            problems = recipes.problems(recipe, saved, results)
+            if problems:  # one edited table is one penalty, however many of its cells show it
+                found.append((f"edited {recipe} table", f"cell {index} ({recipe} table): " + "; ".join(problems)))
     for item, problem in found:
         grade.flags.append(f"{name}: edited result? {problem}")
         if cost:

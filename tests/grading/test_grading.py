@@ -298,6 +298,7 @@ def test_a_forged_result_line_does_not_pass_a_wrong_function(gradebook):
     grades, *_ = gradebook
     item = _item(grades["eve"], "kd_loss")
     assert item.points == 0 and "T² factor is missing" in item.message
+    assert any("forged check result" in f for f in grades["eve"].flags)
     assert _item(grades["eve"], "attention_kl").passed  # the other exercises are graded as usual
 
 
@@ -341,7 +342,7 @@ def test_hostile_files_get_a_row_each_and_the_batch_goes_on(gradebook):
     assert rows["mallory"]["status"] == "refused" and "outside the submission" in rows["mallory"]["flags"]
     assert rows["nick"]["status"] == "refused" and "symbolic link" in rows["nick"]["flags"]
     item = next(i for i in grades["peggy"].items if i.notebook == "02-Distill.ipynb" and i.item == "executed")
-    assert "over the 50 MiB limit" in item.message
+    assert "over the 50 MiB limit" in item.message and any("refused" in f for f in grades["peggy"].flags)
 
 
 def test_an_edited_table_cell_is_flagged_and_penalised(gradebook):
