@@ -136,6 +136,7 @@ class KDConfig:
     compare_variants: bool = True  # 02-Distill also trains the `ce` and `hinton` students
     num_seeds: int = 1  # 02-Distill trains each compared student with this many seeds (spread in 03)
     challenges: bool = False  # run the optional challenge cells at the end of 02 and 04
+    race_sentences: int = 3200  # 02's loss race: students trained with your loss and kdlab's on this many sentences
     runs_dir: str = "runs"  # artifacts go to <runs_dir>/<profile>/
     bench_repeats: int = 50  # timed repetitions per benchmark row
     bench_warmup: int = 5  # untimed warm-up runs per benchmark row
@@ -194,7 +195,7 @@ class KDConfig:
             raise KDLabError(f"student_layers={self.student_layers}: a student needs at least 1 encoder layer.")
         if self.teacher_finetune not in ("auto", "yes", "no"):
             raise KDLabError(f"teacher_finetune={self.teacher_finetune!r}: use 'auto', 'yes' or 'no'.")
-        for name in ("batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps"):
+        for name in ("batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps", "race_sentences"):
             if getattr(self, name) < 1:
                 raise KDLabError(f"{name}={getattr(self, name)} must be at least 1.")
         if (self.labelled_train_samples is not None and self.max_train_samples is not None
@@ -263,6 +264,7 @@ PROFILES: dict[str, dict] = {
         bench_repeats=5,
         bench_warmup=1,
         num_threads=2,
+        race_sentences=256,
     ),
 }
 

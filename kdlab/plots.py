@@ -221,3 +221,24 @@ def sweep_plot(table, x: str, title: str = ""):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def loss_race(race: dict):
+    """02's loss race: the training loss of the student trained with your loss beside kdlab's (same seed, same
+    batches), and each one's dev accuracy. ``race``: ``kdlab.lab.loss_race``'s result."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2.2, 1]})
+    colors = {"kdlab": "tab:blue", "yours": "tab:orange"}
+    for name, result in race.items():
+        steps = [h["step"] for h in result.history if "loss" in h and "eval_loss" not in h and "step" in h]
+        losses = [h["loss"] for h in result.history if "loss" in h and "eval_loss" not in h and "step" in h]
+        left.plot(steps, losses, marker=".", label=f"{name}'s loss", color=colors.get(name))
+    left.set(xlabel="step", ylabel="training objective", title="the same student, batches and seed; only the loss differs")
+    left.legend()
+    names = list(race)
+    accs = [100 * race[n].metrics["accuracy"] for n in names]
+    bars = right.bar(names, accs, color=[colors.get(n, "gray") for n in names])
+    right.bar_label(bars, fmt="%.1f%%")
+    right.set(ylabel="dev accuracy (%)", ylim=(max(0, min(accs) - 10), min(100, max(accs) + 5)),
+              title="after the race")
+    fig.tight_layout()
+    return fig

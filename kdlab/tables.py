@@ -215,6 +215,27 @@ def loss_terms_table(history: list[dict], loss, last: int = 3):
     return table.round(4)
 
 
+def loss_race_table(race: dict):
+    """02's loss race in numbers: per run, the terms computed by your functions, the objective at the end (mean of
+    the last logging windows) and the dev accuracy with its 95% interval."""
+    import pandas as pd
+
+    from kdlab.artifacts import read_json
+    from kdlab.distillation.training import RESULT_FILE
+
+    rows = []
+    for name, result in race.items():
+        logs = [h["loss"] for h in result.history if "loss" in h and "eval_loss" not in h and "train_runtime" not in h]
+        record_loss = (read_json(result.output_dir / RESULT_FILE) or {}).get("loss", {})
+        m = result.metrics
+        rows.append({"run": name, "your functions": ", ".join(record_loss.get("student_functions", [])) or "—",
+                     "final objective": float(np.mean(logs[-3:])) if logs else float("nan"),
+                     "dev accuracy %": round(100 * m["accuracy"], 2),
+                     "95% CI": f"[{100 * m['acc_low']:.1f}, {100 * m['acc_high']:.1f}]",
+                     "train_s": round(result.train_seconds)})
+    return pd.DataFrame(rows).round(4)
+
+
 # --- comparisons -------------------------------------------------------------------------------------------------
 def compare_models(cfg: KDConfig, teacher_metrics: dict, student_metrics: dict[str, dict], labels):
     """Accuracy table with 95% intervals, retention, and McNemar's paired test of each student against ``ce``

@@ -232,6 +232,18 @@ class DistillationLoss:
         validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
                              self.relation_teacher_layer, self.relation_student_layer, self.hidden_layer_map)
 
+    # The functions behind the KD and MiniLM terms; kdlab.distillation.custom swaps in a student's own.
+    _kd = staticmethod(kd_loss)
+    _attention = staticmethod(attention_distribution_loss)
+    _value = staticmethod(value_relation_loss)
+
+    def settings(self) -> dict:
+        """The loss's settings as saved with a run (what decides whether a saved run is reused)."""
+        out = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        if vars(self).get("_swapped"):  # kdlab.distillation.custom: terms computed by a student's functions
+            out["student_functions"] = list(vars(self)["_swapped"])
+        return out
+
     @classmethod
     def for_variant(cls, variant: str, temperature=4.0, alpha=0.1, beta=0.4, gamma=0.3, delta=0.2,
                     relation_style="kl", schedules: dict | None = None, **extras) -> "DistillationLoss":
@@ -307,7 +319,7 @@ class DistillationLoss:
         if weights["kd"] > 0:
             if teacher_logits is None:
                 raise KDLabError("the KD term (beta > 0) needs teacher_logits.")
-            parts["kd"] = (kd_loss(student_logits, teacher_logits, temperature) if self.kd_style == "kl"
+            parts["kd"] = (self._kd(student_logits, teacher_logits, temperature) if self.kd_style == "kl"
                            else logits_mse_loss(student_logits, teacher_logits))
         if self.needs_qkv and (weights["attention"] > 0 or weights["value"] > 0):
             if student_qkv is None or teacher_qkv is None or attention_mask is None:
@@ -315,9 +327,9 @@ class DistillationLoss:
             (q_s, k_s, v_s), (q_t, k_t, v_t) = student_qkv, teacher_qkv
             if self.relation_style == "kl":
                 if weights["attention"] > 0:
-                    parts["attention"] = attention_distribution_loss(q_s, k_s, q_t, k_t, attention_mask)
+                    parts["attention"] = self._attention(q_s, k_s, q_t, k_t, attention_mask)
                 if weights["value"] > 0:
-                    parts["value"] = value_relation_loss(v_s, v_t, attention_mask)
+                    parts["value"] = self._value(v_s, v_t, attention_mask)
             else:
                 if weights["attention"] > 0:
                     parts["attention"] = attention_mse_loss(q_s, k_s, q_t, k_t, attention_mask)

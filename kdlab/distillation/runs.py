@@ -24,7 +24,7 @@ TEACHER_FIELDS = ("teacher", "teacher_finetune", "data", "max_length", "teacher_
 # Config fields that do not change what a trained student is (display, timing, bookkeeping).
 NOT_TRAINING_FIELDS = ("runs_dir", "num_threads", "bench_repeats", "bench_warmup", "logging_steps", "eval_steps",
                        "save_steps", "compare_variants", "extra_student_layers", "eval_batch_size", "num_seeds",
-                       "challenges")
+                       "challenges", "race_sentences")
 
 
 # --- the teacher ---------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def saved_result(folder: Path, cfg: KDConfig, variant: str):
     record_ = read_json(folder / RESULT_FILE)
     if not record_ or record_.get("config") != cfg.to_dict() or record_.get("predictions") is None:
         return None
-    if record_.get("loss") != vars(loss_for(cfg, variant)):
+    if record_.get("loss") != loss_for(cfg, variant).settings():
         return None
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
     return TrainResult(model, record_["metrics"], record_["history"], folder, record_["train_seconds"],

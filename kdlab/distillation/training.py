@@ -145,7 +145,7 @@ def train_and_save(
     check_labels(data["validation"], model.config.num_labels, where="validation split")
     tokenized = tokenize(data, tokenizer, cfg.max_length)
     checkpoint_dir = Path(checkpoint_dir)
-    stamp = {"name": name, "config": cfg.to_dict(), "loss": vars(loss_fn)}
+    stamp = {"name": name, "config": cfg.to_dict(), "loss": loss_fn.settings()}
     resume_from = _checkpoint_to_resume(checkpoint_dir, stamp) if resume else None
     if not resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
@@ -178,7 +178,7 @@ def train_and_save(
         "train_samples": len(data["train"]),
         "labelled_samples": sum(1 for y in data["train"]["label"] if y != UNLABELLED),
         "predictions": [int(p) for p in predictions],  # dev predictions, in dataset order (paired tests, reuse)
-        "loss": vars(loss_fn),
+        "loss": loss_fn.settings(),
         "config": cfg.to_dict(),
         "history": trainer.state.log_history,
         "device": str(trainer.args.device),
@@ -211,6 +211,7 @@ def distill(
     output_dir: str | Path | None = None,
     resume: bool = True,
     checkpoint_name: str | None = None,
+    loss_fn: DistillationLoss | None = None,
 ) -> TrainResult:
     """Train the ``variant`` student (``ce``, ``hinton`` or ``minilm``) and save it to ``output_dir``
     (default ``<run_dir>/students/<variant>``). The student defaults to ``cfg.student_layers`` layers cut from
@@ -218,8 +219,9 @@ def distill(
     its own that shares the teacher's tokenizer (any depth, width and head count). The ``minilm`` variant adds
     the config's optional relation-head / hidden-state terms. With ``resume`` an interrupted run of the same
     config continues from its last complete checkpoint (kept in ``checkpoints/<checkpoint_name or variant>``).
+    ``loss_fn`` replaces the variant's loss (e.g. one with a student's own terms: ``kdlab.distillation.custom``).
     """
-    loss_fn = loss_for(cfg, variant)
+    loss_fn = loss_fn or loss_for(cfg, variant)
     if student is None:
         student = build_student(cfg, teacher, tokenizer)  # cut from the teacher, or cfg.student loaded on its own
     if loss_fn.needs_teacher:

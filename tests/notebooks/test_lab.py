@@ -198,3 +198,32 @@ def test_the_calibration_times_a_training_step_of_the_profile_shapes(tmp_path):
     from kdlab.measurement.calibration import step_seconds
 
     assert 0 < step_seconds(lab.setup("smoke", runs_dir=str(tmp_path)), steps=2) < 30
+
+
+def test_the_loss_race_trains_your_loss_beside_kdlabs_on_the_same_batches(tmp_path, monkeypatch):
+    """02's loop closed: a student trained with the student's own (here: T²-less) kd_loss, beside kdlab's, from the
+    same start and batches; a stub still raising NotImplementedError is left to kdlab."""
+    import torch.nn.functional as F
+
+    from kdlab import tables
+
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), race_sentences=128)
+    teacher = lab.prepare_teacher(cfg)
+    data = lab.load_data(cfg)
+
+    def no_t_squared(student_logits, teacher_logits, T):
+        return F.kl_div(F.log_softmax(student_logits / T, -1), F.softmax(teacher_logits.detach() / T, -1),
+                        reduction="batchmean")
+
+    def stub(*args):
+        raise NotImplementedError()
+
+    race = lab.loss_race(cfg, teacher, data, kd_loss=no_t_squared, attention_kl=stub)
+    assert set(race) == {"kdlab", "yours"}
+    kd = {name: [h["loss_kd"] for h in r.history if "loss_kd" in h] for name, r in race.items()}
+    assert len(kd["kdlab"]) == len(kd["yours"])  # the same steps
+    ratio = kd["kdlab"][0] / kd["yours"][0]  # the first window: same weights, same batch
+    assert ratio == pytest.approx(cfg.temperature ** 2, rel=0.05)  # the missing T², visible in the log
+    table = tables.loss_race_table(race).set_index("run")
+    assert table.loc["yours", "your functions"] == "kd_loss" and table.loc["kdlab", "your functions"] == "—"
+    assert set(lab.loss_race(cfg, teacher, data, kd_loss=stub)) == {"kdlab"}  # nothing attempted: kdlab's alone
