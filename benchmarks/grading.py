@@ -51,6 +51,23 @@ def executed_lab(folder: Path) -> Path:
     return results
 
 
+def own_run(source: Path, target: Path, student: str) -> None:
+    """``source``'s results.json as ``student``'s own run (their id and seed, one prediction of each student
+    different), so the batch grades a class of distinct runs rather than one run copied (which is flagged)."""
+    import json
+
+    from kdlab.config import seed_for_student
+
+    results = json.loads(source.read_text())
+    results["config"].update(student_id=student, student_seed=seed_for_student(student))
+    seed = results["config"]["student_seed"]
+    for entry in results["students"].values():
+        entry["seed"] = seed
+        i = seed % len(entry["predictions"])  # one sentence of its own differs
+        entry["predictions"] = [*entry["predictions"][:i], 1 - entry["predictions"][i], *entry["predictions"][i + 1:]]
+    target.write_text(json.dumps(results))
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--students", type=int, default=10)
@@ -71,7 +88,7 @@ def main(argv=None) -> dict:
             dest.mkdir(parents=True)
             for name in NOTEBOOKS:
                 shutil.copy(lab / name, dest / name)
-            shutil.copy(results, dest / "results.json")
+            own_run(results, dest / "results.json", dest.name)
         sandbox = Sandbox(args.sandbox)
         settings = Settings(load_rubric(), sandbox)
         start = time.perf_counter()
@@ -89,7 +106,8 @@ def main(argv=None) -> dict:
         notes = [f"the executed lab: {'reused' if setup < 5 else f'made in {setup:.0f} s'} ({lab})",
                  f"containment: {sandbox.protections()}"]
         lines = report_header(command, "cpu", args.jobs, notes) + ["", line]
-        print(f"appended to {append_markdown(args.output, f'Grading time per submission — {dt.date.today().isoformat()}', lines)}")
+        title = f"Grading time per submission — {dt.date.today().isoformat()}"
+        print(f"appended to {append_markdown(args.output, title, lines)}")
     return {"wall": wall, "per_submission": per, "students": args.students, "scores": scores, "mode": sandbox.mode}
 
 

@@ -1,4 +1,4 @@
-"""The command line, ``python -m kdlab run | report | clean | solutions | grade | colab-links`` (the top layer:
+"""The command line, ``python -m kdlab run | report | clean | solutions | grade | pool | colab-links`` (the top layer:
 it may import anything in kdlab, nothing imports it).
 
 - ``run [--profile P]``: execute the four notebooks in order with papermill, each in a fresh kernel, streaming
@@ -9,6 +9,7 @@ it may import anything in kdlab, nothing imports it).
 - ``clean [--check] [NOTEBOOK ...]``: strip outputs from notebooks (``--check``: only report, exit 1 if any).
 - ``solutions OUT_DIR``: write solved copies of the notebooks (exercises filled from ``kdlab.course.solutions``).
 - ``grade SUBMISSIONS_DIR [--rubric R] [--out DIR]``: gradebook CSVs, feedback per student, reflections.
+- ``pool SUBMISSIONS_DIR [--out FILE]``: the class's runs (a seed per student) as one multi-seed study.
 - ``colab-links [--repo OWNER/NAME] [--branch B] [--check]``: point every "Open in Colab" badge and Colab install
   line at the repository (default: ``kdlab.course.colab.REPO``); ``--check`` only reports, exit 1 if any differs.
 """
@@ -205,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"one of {', '.join(PROFILES)} (default: $KDLAB_PROFILE, else full on CUDA, cpu otherwise)")
     run.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), help="run only these, in this order")
     run.add_argument("--timeout", type=int, default=7200, help="seconds allowed per cell")
+    run.add_argument("--student-id", help="the student's id: their students train with a seed of their own "
+                     "(sets KDLAB_STUDENT_ID)")
     rep = sub.add_parser("report", help="print the summary of a finished run")
     rep.add_argument("run_dir", help="e.g. runs/cpu")
     cl = sub.add_parser("clean", help="strip outputs from notebooks")
@@ -226,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit of the child (default 4)")
     gr.add_argument("--solutions", help="the instructor's solutions, for copy detection (default: "
                     "instructor/solutions.py of the repository, when present)")
+    po = sub.add_parser("pool", help="a class's runs as one multi-seed study (mean ± sd, paired comparisons)")
+    po.add_argument("submissions", help="folder holding one folder or .zip per student")
+    po.add_argument("--out", default="class-seeds.md", help="Markdown file to write (default: ./class-seeds.md)")
     links = sub.add_parser("colab-links", help="point the Open-in-Colab badges and install lines at a repository")
     links.add_argument("--repo", help="GitHub OWNER/NAME (default: kdlab.course.colab.REPO)")
     links.add_argument("--branch", help="branch (default: kdlab.course.colab.BRANCH)")
@@ -257,6 +263,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{len(grades)} submission(s) graded: {Path(args.out) / 'gradebook.csv'}, feedback/, reflections.md")
         return 0
+    if args.command == "pool":
+        from kdlab.errors import KDLabError
+        from kdlab.grading.pooling import pool
+
+        try:
+            pooled = pool(args.submissions, args.out)
+        except KDLabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(pooled["markdown"])
+        print(f"written: {args.out}")
+        return 0
     if args.command == "colab-links":
         from kdlab.course import colab
 
@@ -267,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from kdlab.errors import KDLabError
 
+        if args.student_id:
+            os.environ["KDLAB_STUDENT_ID"] = args.student_id
         try:
             return run_notebooks(args.profile, args.notebooks, args.timeout)
         except KDLabError as exc:

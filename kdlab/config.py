@@ -40,6 +40,7 @@ ENV_OVERRIDES = {
     "KDLAB_TEACHER_TRAIN_SAMPLES": "teacher_train_samples",
     "KDLAB_MAX_EVAL_SAMPLES": "max_eval_samples",
     "KDLAB_EPOCHS": "num_epochs",
+    "KDLAB_STUDENT_ID": "student_id",
 }
 # Any other field, from the environment: a JSON object, e.g. KDLAB_OVERRIDES='{"warmup_steps": 50, "seed": 7}'.
 OVERRIDES_ENV = "KDLAB_OVERRIDES"
@@ -126,7 +127,11 @@ class KDConfig:
     weight_decay: float = 0.01
     gradient_accumulation_steps: int = 1
     fp16: bool = True  # mixed precision on CUDA (ignored, and reported, on CPU)
-    seed: int = 42
+    seed: int = 42  # the data's shuffle and the teacher's fine-tune (shared by a class), and the students' unless:
+    # A student id (KDLAB_STUDENT_ID, or lab.setup(student_id=...)) gives each student their own training seed for
+    # the students they train (student_seed, derived from the id: seed_for_student); data and teacher stay shared.
+    student_id: str | None = None
+    student_seed: int | None = None
     teacher_learning_rate: float = 2e-5  # when the teacher is fine-tuned first
     teacher_epochs: float = 3.0
     eval_steps: int | None = None  # evaluate every N steps; None = once per epoch
@@ -149,6 +154,13 @@ class KDConfig:
             value = getattr(self, f.name)
             if isinstance(value, tuple) or (isinstance(value, list) and any(isinstance(v, tuple) for v in value)):
                 setattr(self, f.name, [list(v) if isinstance(v, tuple) else v for v in value])
+
+    def for_students(self) -> "KDConfig":
+        """The settings the lab's students train with: ``seed`` replaced by ``student_seed`` when a student id gave
+        one (data and teacher keep ``seed``)."""
+        if self.student_seed is None:
+            return self
+        return dataclasses.replace(self, seed=self.student_seed, student_seed=None)
 
     def run_dir(self) -> Path:
         """``<runs_dir>/<profile>``: where this profile's notebooks read and write artifacts. A relative
@@ -307,6 +319,15 @@ PROFILES["smoke-x"] = dict(
 )
 
 
+def seed_for_student(student_id: str) -> int:
+    """A training seed that belongs to ``student_id`` (the same for the same id, spelling and case aside; 1000 to
+    999,999, away from the reference's 42–46): what ``kdlab grade`` recomputes to tell a student's own run."""
+    import hashlib
+
+    key = student_id.strip().lower().encode("utf-8")
+    return 1000 + int(hashlib.sha256(key).hexdigest()[:12], 16) % 999_000
+
+
 def default_profile() -> str:
     """``full`` when a CUDA GPU is visible, otherwise ``cpu``."""
     import torch
@@ -392,6 +413,8 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
         values["labelled_train_samples"] = max(1, round(labelled * cap / profile_n))
     values.update(_env_overrides())
     values.update(overrides)
+    if values.get("student_id") not in (None, "") and values.get("student_seed") is None:
+        values["student_seed"] = seed_for_student(str(values["student_id"]))
     if values.get("data", "hub") not in ("hub", "synthetic"):
         values["data"] = str(Path(values["data"]).expanduser().resolve())  # one spelling per folder
     return _build(values, source=f"profile {name!r} with overrides {sorted(overrides)}")

@@ -17,6 +17,7 @@ import platform
 import torch
 
 from kdlab import display
+from kdlab.artifacts import read_json
 from kdlab.config import KDConfig, load_config
 from kdlab.data.loading import class_names, load_data  # noqa: F401 (the notebooks' steps)
 from kdlab.distillation.runs import (  # noqa: F401 (the notebooks')
@@ -50,10 +51,17 @@ def quiet() -> None:
 
 def setup(profile: str | None = None, **overrides) -> KDConfig:
     """Load and validate the config, seed everything, pin CPU threads if asked, quiet the libraries, save
-    ``config.json``."""
+    ``config.json``. A ``student_id`` (or ``KDLAB_STUDENT_ID``) gives the students this student's own training seed;
+    given once, in 01, it is read back from the run's config.json by the later notebooks."""
     from transformers import set_seed
 
+    if overrides.get("student_id") is None:  # the notebooks pass STUDENT_ID = None: KDLAB_STUDENT_ID still counts
+        overrides.pop("student_id", None)
     cfg = load_config(profile, **overrides)
+    if cfg.student_id is None:  # set once (in 01, or KDLAB_STUDENT_ID): the later notebooks read it from config.json
+        saved = read_json(cfg.run_dir() / "config.json") or {}
+        if saved.get("student_id"):
+            cfg = load_config(profile, **{**overrides, "student_id": saved["student_id"]})
     display.install()  # results tables carry their provenance in the saved notebook (kdlab grade checks it)
     set_seed(cfg.seed)
     if cfg.num_threads:
@@ -153,7 +161,9 @@ def evaluate(cfg: KDConfig, model, tokenizer, data, key: str | None = None, devi
     if key:
         stored = storable(m)
         stored["predictions"] = [int(p) for p in m["predictions"]]
-        record(cfg, **{key: stored})
+        extra_entries = {} if "dev_labels" in results(cfg) else {  # for paired tests over a class's runs
+            "dev_labels": [int(y) for y in data["validation"]["label"]]}
+        record(cfg, **{key: stored}, **extra_entries)
     return m
 
 
@@ -172,14 +182,14 @@ def train_variant(cfg: KDConfig, teacher: Teacher, data, variant: str, name: str
     settings is reused instead of trained again (``retrain=True`` forces it); its history comes from its record."""
     from kdlab.distillation.training import distill
 
-    cfg_v = dataclasses.replace(cfg, **overrides).validate() if overrides else cfg
+    cfg_v = (dataclasses.replace(cfg, **overrides).validate() if overrides else cfg).for_students()
     name = name or variant
     folder = student_dir(cfg, name, tag)
     result = None if retrain else saved_result(folder, cfg_v, variant)
     if result is None:
         result = distill(cfg_v, teacher.model, teacher.tokenizer, data, variant, output_dir=folder,
                          checkpoint_name=name if tag is None else f"{tag}-{name}")
-    entry = {**result.metrics, "train_seconds": result.train_seconds, "layers": cfg_v.student_layers,
+    entry = {**result.metrics, "train_seconds": result.train_seconds, "layers": cfg_v.student_layers, "seed": cfg_v.seed,
              "predictions": [int(p) for p in result.predictions], "resumed_from": result.resumed_from,
              "variant": variant, "student_init": cfg_v.student_init, "reused": result.reused,
              "settings": {k: getattr(cfg_v, k) for k in overrides}}
@@ -214,6 +224,7 @@ def seed_runs(cfg: KDConfig, teacher: Teacher, data, names=("ce", "hinton", "min
     own student (``students/<name>``), the others are trained (``train``) or loaded from ``runs/<profile>/seeds/``."""
     from kdlab.distillation.seeds import run_folder, saved_run, seed_list, train_seeds
 
+    cfg = cfg.for_students()  # the seeds are the students' (a student id's own first)
     students = results(cfg).get("students") or {}
     rows = [{"variant": n, "seed": cfg.seed, **{k: students[n][k] for k in ("accuracy", "acc_low", "acc_high", "f1")},
              "train_seconds": students[n].get("train_seconds"), "predictions": students[n]["predictions"]}

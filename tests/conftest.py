@@ -81,7 +81,8 @@ def finetuned_teacher(tmp_path_factory, tiny_tokenizer, synthetic_data):
 @pytest.fixture(scope="session")
 def executed_lab(tmp_path_factory):
     """The four notebooks, answered by an honest student (``tests/grading/honest_solutions.py``: correct, written
-    differently from the instructor's), executed in order on the smoke profile (fresh kernel each, about a minute).
+    differently from the instructor's) with student id "alice", executed in order on the smoke profile (fresh
+    kernel each, about a minute).
     Returns (folder of the executed notebooks, its results.json)."""
     from pathlib import Path
 
@@ -98,8 +99,8 @@ def executed_lab(tmp_path_factory):
     root = Path(reuse) if reuse else tmp_path_factory.mktemp("lab")
     root.mkdir(parents=True, exist_ok=True)
     write_solutions(repo, root, NOTEBOOKS, repo / "tests" / "grading" / "honest_solutions.py")
-    saved = {k: os.environ.get(k) for k in ("KDLAB_PROFILE", "KDLAB_RUNS_DIR")}
-    os.environ.update(KDLAB_PROFILE="smoke", KDLAB_RUNS_DIR=str(root / "runs"))
+    saved = {k: os.environ.get(k) for k in ("KDLAB_PROFILE", "KDLAB_RUNS_DIR", "KDLAB_STUDENT_ID")}
+    os.environ.update(KDLAB_PROFILE="smoke", KDLAB_RUNS_DIR=str(root / "runs"), KDLAB_STUDENT_ID="alice")
     try:
         for name in NOTEBOOKS:
             nb = nbformat.read(root / name, as_version=4)

@@ -11,7 +11,7 @@ SPREAD_SDS = 2.0  # a target set from a measured spread sits this many seed-to-s
 # Config fields that do not change what a reference run measured (where the data came from, bookkeeping).
 REFERENCE_IGNORED = ("data", "runs_dir", "num_threads", "bench_repeats", "bench_warmup", "logging_steps",
                      "eval_steps", "save_steps", "compare_variants", "extra_student_layers", "eval_batch_size",
-                     "num_seeds", "challenges", "fp16")
+                     "num_seeds", "challenges", "fp16", "student_id", "student_seed", "race_sentences")
 SPEEDUP_FRACTION = 0.9  # a student should reach >= 90% of its layer ratio (12->6: 1.8x)
 UNTRAINED = "(untrained)"  # benchmark rows of timing-only students carry this in their name
 

@@ -76,7 +76,8 @@ def load_student(cfg: KDConfig, variant: str, tag: str | None = None, allow_othe
         raise KDLabError(f"{folder} holds no trained student: run 02-Distill.ipynb first (same KDLAB_PROFILE).")
     entries = results(cfg).get("students") if tag is None else (results(cfg).get("experiments") or {}).get(tag)
     own = ((entries or {}).get(variant) or {}).get("settings") or {}  # e.g. ce-random's student_init="random"
-    differ = config_differences(record_.get("config", {}), dataclasses.replace(cfg, **own) if own else cfg)
+    differ = config_differences(record_.get("config", {}),
+                                (dataclasses.replace(cfg, **own) if own else cfg).for_students())
     if differ and not allow_other_settings:
         listed = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in sorted(differ.items()))
         raise KDLabError(f"the saved `{variant}` student was trained under other settings ({listed}). Run "

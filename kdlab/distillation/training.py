@@ -221,6 +221,7 @@ def distill(
     config continues from its last complete checkpoint (kept in ``checkpoints/<checkpoint_name or variant>``).
     ``loss_fn`` replaces the variant's loss (e.g. one with a student's own terms: ``kdlab.distillation.custom``).
     """
+    cfg = cfg.for_students()  # a student id's own training seed, when there is one
     loss_fn = loss_fn or loss_for(cfg, variant)
     if student is None:
         student = build_student(cfg, teacher, tokenizer)  # cut from the teacher, or cfg.student loaded on its own

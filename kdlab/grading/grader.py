@@ -68,6 +68,7 @@ class StudentGrade:
     answers: dict[str, str] = field(default_factory=dict)
     containment: str = ""
     seconds: float = 0.0
+    fingerprint: str = ""  # of the run's own numbers (its students' dev predictions): copies share it
 
     @property
     def total(self) -> float:
@@ -125,6 +126,8 @@ def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrad
     rubric = settings.rubric
     grade = StudentGrade(student, containment=settings.sandbox.mode)
     results = _read_results(folder, grade, settings.files)
+    if results is not None:
+        _check_seed(grade, results)
     expected_profile = rubric.get("profile") or ""
     wrong_profile = bool(results and expected_profile and results.get("profile") != expected_profile)
     if wrong_profile:
@@ -250,6 +253,33 @@ def _stale(grade, notebook, exercise, own, penalties, nb) -> None:
                 return
 
 
+def _check_seed(grade: StudentGrade, results: dict) -> None:
+    """Whether the run is this student's own: its student id is the submission's, its students' training seed the
+    one that id gives (``kdlab.config.seed_for_student``); and a fingerprint of its students' predictions, which
+    ``grade_all`` compares across the class."""
+    import hashlib
+
+    from kdlab.config import seed_for_student
+
+    config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    student_id = config.get("student_id")
+    students = results.get("students") if isinstance(results.get("students"), dict) else {}
+    seeds = {s.get("seed") for s in students.values() if isinstance(s, dict) and s.get("seed") is not None}
+    if not student_id:
+        grade.flags.append("no student id in the run (lab.setup(student_id=...)): its students used the class's "
+                           "shared seed, so the run cannot be told from another student's")
+    else:
+        if str(student_id).strip().lower() != grade.student.strip().lower():
+            grade.flags.append(f"the run belongs to student id {student_id!r}, submitted as {grade.student!r}")
+        expected = seed_for_student(str(student_id))
+        if config.get("student_seed") != expected or (seeds and seeds != {expected}):
+            grade.flags.append(f"the students' training seed {sorted(seeds) or config.get('student_seed')} is not "
+                               f"the one student id {student_id!r} gives ({expected}): edited or copied settings")
+    predictions = {k: v.get("predictions") for k, v in sorted(students.items()) if isinstance(v, dict)}
+    if any(predictions.values()):
+        grade.fingerprint = hashlib.sha256(json.dumps(predictions, sort_keys=True).encode()).hexdigest()
+
+
 def _check_outputs(grade: StudentGrade, name: str, nb, results: dict | None, penalties: dict) -> None:
     """Reported numbers and results tables against results.json."""
     cost = float(penalties.get("edited_output", 0))
@@ -306,6 +336,19 @@ def _one(student: str, path: Path, settings: Settings, tmp: Path) -> StudentGrad
                             containment=settings.sandbox.mode)
 
 
+def _flag_copies(grades: list[StudentGrade]) -> None:
+    """Submissions whose runs trained students with the very same dev predictions are one run: flag each."""
+    by_print: dict[str, list[str]] = {}
+    for grade in grades:
+        if grade.fingerprint:
+            by_print.setdefault(grade.fingerprint, []).append(grade.student)
+    for grade in grades:
+        others = [s for s in by_print.get(grade.fingerprint, []) if s != grade.student]
+        if others:
+            grade.flags.append(f"the same run as {', '.join(others)}'s (identical students' predictions): a copied "
+                               "run, or one shared seed")
+
+
 def grade_all(submissions: str | Path, out_dir: str | Path, settings: Settings, jobs: int = 1,
               log=print) -> list[StudentGrade]:
     """Grade every submission under ``submissions`` (``jobs`` at a time); write the gradebooks, feedback and
@@ -316,11 +359,10 @@ def grade_all(submissions: str | Path, out_dir: str | Path, settings: Settings, 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="kdlab-grade-") as tmp, ThreadPoolExecutor(max(1, jobs)) as pool:
         futures = [pool.submit(_one, student, path, settings, Path(tmp)) for student, path in found]
-        grades = []
-        for future in futures:
-            grade = future.result()
-            log(f"{grade.student}: {grade.total:g} / {grade.max_points:g} ({grade.status}, {grade.seconds:.1f} s)")
-            grades.append(grade)
+        grades = [future.result() for future in futures]
+    _flag_copies(grades)
+    for grade in grades:
+        log(f"{grade.student}: {grade.total:g} / {grade.max_points:g} ({grade.status}, {grade.seconds:.1f} s)")
     write_outputs(grades, out_dir, settings.sandbox.protections())
     return grades
 

@@ -9,6 +9,7 @@ folder and the secret appears nowhere; the batch finishes within a few timeouts.
 """
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdlab.config import NOTEBOOKS
+from kdlab.config import NOTEBOOKS, seed_for_student
 from kdlab.course.assignments import cell_source, exercise_cells
 from kdlab.course.reported import RESULT_MIME, TABLE_MIME
 from kdlab.exercises import EXERCISES
@@ -30,12 +31,27 @@ SECRET = "kdlab-secret-7f3a9c"  # an instructor variable the child must never se
 TIMEOUT = 10.0  # per exercise: the endless loop costs this much
 
 
-def _copy_submission(root: Path, results_path: Path, dest: Path) -> Path:
+def _copy_submission(root: Path, results_path: Path, dest: Path, own_run: bool = True) -> Path:
+    """alice's notebooks under another student's name; ``own_run``: with a results.json made that student's own
+    (their id, the seed it gives, and students' predictions of their own), as if they had run the lab themselves."""
     dest.mkdir(parents=True)
     for name in NOTEBOOKS:
         shutil.copy(root / name, dest / name)
     shutil.copy(results_path, dest / "results.json")
+    if own_run and dest.name != "alice":
+        _as_own_run(dest / "results.json", dest.name)
     return dest
+
+
+def _as_own_run(path: Path, student: str) -> None:
+    results = json.loads(path.read_text())
+    seed = seed_for_student(student)
+    results["config"].update(student_id=student, student_seed=seed)
+    for entry in results["students"].values():
+        entry["seed"] = seed
+        i = seed % len(entry["predictions"])  # one sentence of its own differs
+        entry["predictions"] = [*entry["predictions"][:i], 1 - entry["predictions"][i], *entry["predictions"][i + 1:]]
+    path.write_text(json.dumps(results))
 
 
 def _replace_exercise(folder: Path, exercise: str, source: str) -> None:
@@ -216,6 +232,7 @@ def gradebook(executed_lab, tmp_path_factory):
                 edited += 2
     assert edited == 2
     nbformat.write(nb, olga / "03-Inference.ipynb")
+    _copy_submission(root, results_path, subs / "trudy", own_run=False)  # alice's run, handed in as trudy's
     peggy = _copy_submission(root, results_path, subs / "peggy")  # a notebook over the size limit
     with open(peggy / "02-Distill.ipynb", "a") as fh:
         fh.write(" " * (51 << 20))
@@ -263,7 +280,8 @@ def test_honest_submission_scores_everything(gradebook):
     for exercise in EXERCISES:
         assert _item(alice, exercise).passed, _item(alice, exercise).message
     assert all(i.passed for i in alice.items if i.item == "executed")
-    assert alice.flags == [], alice.flags
+    assert alice.flags == ["the same run as trudy's (identical students' predictions): a copied run, or one shared "
+                           "seed"], alice.flags  # trudy copied alice's run: both are named, alice for nothing else
     assert rows["alice"]["status"] == "ok" and float(rows["alice"]["penalties"]) == 0
 
 
@@ -383,3 +401,28 @@ def test_exercise_cells_are_found_in_the_honest_notebooks(executed_lab):
     for exercise in EXERCISES.values():
         nb = nbformat.read(root / exercise.notebook, as_version=4)
         assert "raise NotImplementedError" not in cell_source(nb.cells[exercise_cells(nb)[exercise.id]])
+
+
+def test_a_copied_run_is_flagged_by_its_student_id_seed_and_predictions(gradebook):
+    grades, *_ = gradebook
+    flags = " ".join(grades["trudy"].flags)
+    assert "belongs to student id 'alice', submitted as 'trudy'" in flags and "the same run as alice's" in flags
+    assert not [f for f in grades["bob"].flags if "student id" in f or "same run" in f]  # bob ran his own
+
+
+def test_a_class_of_runs_pools_into_one_multi_seed_study(executed_lab, tmp_path):
+    """Three students' own runs and one copy: three runs pooled (mean ± sd over the class, paired comparisons);
+    the copy is named and counted once."""
+    from kdlab.grading.pooling import pool
+
+    root, results_path = executed_lab
+    subs = tmp_path / "subs"
+    for name in ("alice", "bob", "carol"):
+        _copy_submission(root, results_path, subs / name)
+    _copy_submission(root, results_path, subs / "trudy", own_run=False)
+    pooled = pool(subs, tmp_path / "class.md")
+    table = pooled["table"].set_index("variant")
+    assert set(table["seeds"]) == {3} and {"ce", "hinton", "minilm"} <= set(table.index)
+    assert {(c["a"], c["b"]) for _, c in pooled["comparisons"].iterrows()} >= {("minilm", "ce")}
+    assert any("trudy: the same run as alice's" in n for n in pooled["notes"])
+    assert "multi-seed study (3 runs)" in (tmp_path / "class.md").read_text()

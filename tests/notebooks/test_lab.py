@@ -227,3 +227,16 @@ def test_the_loss_race_trains_your_loss_beside_kdlabs_on_the_same_batches(tmp_pa
     table = tables.loss_race_table(race).set_index("run")
     assert table.loc["yours", "your functions"] == "kd_loss" and table.loc["kdlab", "your functions"] == "—"
     assert set(lab.loss_race(cfg, teacher, data, kd_loss=stub)) == {"kdlab"}  # nothing attempted: kdlab's alone
+
+
+def test_a_student_id_gives_its_students_their_own_seed_and_later_notebooks_read_it_back(tmp_path, monkeypatch):
+    from kdlab.config import seed_for_student
+
+    a = lab.setup("smoke", runs_dir=str(tmp_path / "a"), student_id="Alice ")
+    b = lab.setup("smoke", runs_dir=str(tmp_path / "b"), student_id="bob")
+    assert a.seed == b.seed == 42  # the class's data and teacher stay shared
+    assert a.student_seed == seed_for_student("alice") != b.student_seed
+    assert a.for_students().seed == a.student_seed and a.for_students().student_seed is None
+    assert lab.setup("smoke", runs_dir=str(tmp_path / "a"), student_id=None).student_id == "Alice "  # 02–04
+    monkeypatch.setenv("KDLAB_STUDENT_ID", "carol")
+    assert lab.setup("smoke", runs_dir=str(tmp_path / "c"), student_id=None).student_seed == seed_for_student("carol")

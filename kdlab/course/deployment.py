@@ -1,0 +1,83 @@
+"""One deployment verdict for a run, from its measured numbers (04-Benchmark's exercise, its report, its summary
+plot all use this, so they give the same answer).
+
+The rule, stated once (``RULE``): among the trained models — the teacher and every trained student, each in fp32 and
+in INT8 (fp16 on a GPU), each with its own measured dev accuracy — deploy the most accurate whose batch-1 P50
+latency fits the budget (half the fp32 teacher's) and whose accuracy keeps the retention target of the run
+(``kdlab.course.targets.retention_target``); on a tie the faster. No model fitting both: deploy nothing, and say which
+limit each came closest to. The same function (``kdlab.exercises.deploy.reference_choice``) checks the student's
+rule; no argument here rests on overlapping intervals (01 explains why that would not be a test).
+"""
+
+from __future__ import annotations
+
+from kdlab.course.targets import UNTRAINED, measured, retention_target, student_entries, teacher_entry
+from kdlab.exercises.deploy import reference_choice
+
+RULE = ("the most accurate trained model whose batch-1 P50 fits the budget (half the fp32 teacher's) and whose dev "
+        "accuracy keeps the run's retention target; the faster on a tie; nothing if no model fits both")
+BUDGET_SHARE = 0.5  # of the fp32 teacher's batch-1 P50
+
+
+def _latency(results: dict, model: str, precision: str) -> float | None:
+    for row in results.get("benchmark") or []:
+        if (isinstance(row, dict) and row.get("model") == model and row.get("precision") == precision
+                and int(row.get("batch", 0)) == 1 and row.get("status", "ok") == "ok"):
+            return float(row["p50_ms"])
+    return None
+
+
+def deployment_rows(results: dict) -> list[dict]:
+    """``{name, model, precision, p50_ms, accuracy, trained}`` per (trained model, measured precision): students
+    share their architecture's latency row (``student-<L>L``; speed does not depend on the weights) and carry their
+    own accuracy (INT8 ones from ``int8_students``)."""
+    rows = []
+    teacher = teacher_entry(results)
+    precisions = sorted({r.get("precision") for r in results.get("benchmark") or [] if isinstance(r, dict)
+                         and r.get("status", "ok") == "ok" and r.get("precision") in ("fp32", "fp16", "int8")})
+    int8 = results.get("int8_students") if isinstance(results.get("int8_students"), dict) else {}
+    models = [("teacher", "teacher", teacher, results.get("int8_teacher"))]
+    for name, entry in student_entries(results).items():
+        models.append((name, f"student-{entry.get('layers')}L", entry, int8.get(name)))
+    for name, timed_as, entry, int8_entry in models:
+        if UNTRAINED in timed_as or not measured(entry):
+            continue
+        for precision in precisions:
+            p50 = _latency(results, timed_as, precision)
+            accuracy = (int8_entry or {}).get("accuracy") if precision == "int8" else entry["accuracy"]
+            if p50 is None or accuracy is None:
+                continue
+            rows.append({"name": f"{name} {precision}", "model": name, "precision": precision, "p50_ms": p50,
+                         "accuracy": float(accuracy), "trained": True})
+    return rows
+
+
+def verdict(results: dict) -> dict:
+    """``{rule, rows, budget_ms, floor, basis, choice, teacher_accuracy}``: the rule applied to this run's rows."""
+    rows = deployment_rows(results)
+    teacher = teacher_entry(results)
+    teacher_p50 = _latency(results, "teacher", "fp32")
+    floor, basis = retention_target(results)
+    if not rows or teacher is None or teacher_p50 is None:
+        return {"rule": RULE, "rows": rows, "budget_ms": None, "floor": floor, "basis": basis, "choice": None,
+                "teacher_accuracy": teacher["accuracy"] if teacher else None}
+    budget = BUDGET_SHARE * teacher_p50
+    choice = reference_choice(rows, teacher["accuracy"], budget, floor)
+    return {"rule": RULE, "rows": rows, "budget_ms": budget, "floor": floor, "basis": basis, "choice": choice,
+            "teacher_accuracy": teacher["accuracy"]}
+
+
+def verdict_text(found: dict) -> str:
+    """The verdict in two sentences, with the numbers."""
+    if found["budget_ms"] is None:
+        return "No verdict: the run has no teacher accuracy or no batch-1 latency yet (run 03 and 04)."
+    t_acc = found["teacher_accuracy"]
+    head = (f"Rule: {found['rule']}. Here: budget {found['budget_ms']:.1f} ms, retention target {found['floor']:.1%} "
+            f"({found['basis']}).")
+    if found["choice"] is None:
+        closest = max(found["rows"], key=lambda r: r["accuracy"] / t_acc - r["p50_ms"] / found["budget_ms"])
+        return (f"{head} Deploy nothing: no model fits both; the closest, `{closest['name']}`, keeps "
+                f"{closest['accuracy'] / t_acc:.1%} at {closest['p50_ms']:.1f} ms.")
+    row = next(r for r in found["rows"] if r["name"] == found["choice"])
+    return (f"{head} Deploy `{row['name']}`: {100 * row['accuracy']:.2f}% dev accuracy "
+            f"({row['accuracy'] / t_acc:.1%} of the teacher's) at {row['p50_ms']:.1f} ms batch-1 P50.")
