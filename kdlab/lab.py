@@ -318,20 +318,20 @@ def benchmark_lineup(cfg: KDConfig, teacher: Teacher, student) -> dict:
     return models
 
 
-def tradeoff_points(cfg: KDConfig, bench, batch: int = 1) -> list[dict]:
-    """(name, p50_ms, accuracy, interval) for models with both a dev accuracy and an fp32/fp16 latency row."""
-    res = results(cfg)
-    accuracy = {"teacher": res.get("teacher"), f"student-{cfg.student_layers}L": (res.get("students") or {}).get("minilm")}
-    points = []
-    rows = bench[(bench["status"] == "ok") & (bench["batch"] == batch)]
-    for _, row in rows.iterrows():
-        # the INT8 accuracy was measured for the distilled student only
-        student = row["model"] == f"student-{cfg.student_layers}L"
-        m = (res.get("int8") if student else None) if row["precision"] == "int8" else accuracy.get(row["model"])
-        if m:
-            points.append(dict(name=f"{row['model']} {row['precision']}", p50_ms=row["p50_ms"], accuracy=m["accuracy"],
-                               acc_low=m["acc_low"], acc_high=m["acc_high"]))
-    return points
+def int8_accuracies(cfg: KDConfig, teacher: Teacher, data) -> dict:
+    """Dev accuracy of an INT8 copy (``kdlab.measurement.quantize``, CPU) of the teacher and of every trained
+    student, each measured (a quantized model's predictions can flip); recorded as ``int8_teacher``,
+    ``int8_students`` and — for the MiniLM student, as 04 reports it — ``int8``. Returns ``{name: metrics}``."""
+    from kdlab.measurement.quantize import quantize_int8
+
+    out = {"teacher": evaluate(cfg, quantize_int8(teacher.model), teacher.tokenizer, data, device="cpu")}
+    for name in trained_variants(cfg):
+        model, tokenizer, _ = load_student(cfg, name)
+        out[name] = evaluate(cfg, quantize_int8(model), tokenizer, data, key="int8" if name == "minilm" else None,
+                             device="cpu", precision="int8")
+    record(cfg, int8_teacher=storable(out["teacher"]),
+           int8_students={n: storable(m) for n, m in out.items() if n != "teacher"})
+    return out
 
 
 # --- how long the lab takes here ------------------------------------------------------------------------------

@@ -178,35 +178,60 @@ def confusion_matrices(matrices: dict[str, np.ndarray], names=None):
 
 
 def latency_bars(bench):
-    """P50 latency per model and precision, one panel per batch size, P95 as the error bar top."""
+    """P50 latency per model and precision, one panel per batch size: horizontal bars (the labels never overlap),
+    the bar is the P50 and its whisker reaches the P95; each bar says its P50 and its speed-up over the fp32
+    teacher."""
     bench = bench[bench["status"] == "ok"]
     batches = sorted(bench["batch"].unique())
-    fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 3.6))
+    height = 0.5 + 0.42 * max(len(bench[bench["batch"] == b]) for b in batches)
+    fig, axes = plt.subplots(1, len(batches), figsize=(6.2 * len(batches), height))
     axes = np.atleast_1d(axes)
     for ax, batch in zip(axes, batches):
-        rows = bench[bench["batch"] == batch]
-        labels = [f"{m}\n{p}" for m, p in zip(rows["model"], rows["precision"])]
+        rows = bench[bench["batch"] == batch].iloc[::-1]  # the first model on top
+        labels = [f"{m} · {p}" for m, p in zip(rows["model"], rows["precision"])]
         p50 = rows["p50_ms"].to_numpy()
-        ax.bar(labels, p50, yerr=[np.zeros_like(p50), rows["p95_ms"].to_numpy() - p50], capsize=3, color="tab:blue")
-        for x, (value, speed) in enumerate(zip(p50, rows["speedup_vs_teacher"])):
-            ax.text(x, value, f"{value:.1f} ms\n{speed:.2f}x", ha="center", va="bottom", fontsize=8)
-        ax.set(ylabel="P50 latency per batch (ms)", title=f"batch {batch}, seq {int(rows['seq'].iloc[0])}")
-        ax.tick_params(axis="x", labelsize=8)
+        ys = np.arange(len(labels))
+        ax.barh(ys, p50, xerr=[np.zeros_like(p50), rows["p95_ms"].to_numpy() - p50], capsize=3, color="tab:blue")
+        for y, (value, top, speed) in enumerate(zip(p50, rows["p95_ms"], rows["speedup_vs_teacher"])):
+            ax.text(top, y, f"  {value:.1f} ms · {speed:.2f}×", va="center", fontsize=8)  # right of the whisker
+        ax.set_yticks(ys, labels, fontsize=8)
+        ax.set_xlim(0, 1.35 * float(rows["p95_ms"].max()))
+        ax.set(xlabel="latency per batch (ms): bar = P50, whisker = P95",
+               title=f"batch {batch}, seq {int(rows['seq'].iloc[0])}")
     fig.tight_layout()
     return fig
 
 
-def accuracy_vs_latency(points: list[dict]):
-    """Trade-off scatter: dev accuracy (with 95% interval) against P50 latency. points: name, p50_ms, accuracy,
-    acc_low, acc_high."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for p in points:
-        err = [[max(0.0, 100 * (p["accuracy"] - p["acc_low"]))], [max(0.0, 100 * (p["acc_high"] - p["accuracy"]))]]
-        ax.errorbar(p["p50_ms"], 100 * p["accuracy"], yerr=err, fmt="o", capsize=4)
-        ax.annotate(p["name"], (p["p50_ms"], 100 * p["accuracy"]), textcoords="offset points", xytext=(6, 4))
-    ax.set(xlabel="P50 latency per batch (ms)", ylabel="dev accuracy (%)",
-           title="Accuracy vs latency (error bars: 95% interval)")
+def deployment_map(found: dict):
+    """The deployment verdict as a picture (``kdlab.course.deployment.verdict``): every trained model's dev accuracy
+    against its batch-1 P50, the latency budget and the retention floor as lines, the chosen model ringed — the
+    same answer as the report and the exercise."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    rows, t_acc = found["rows"], found["teacher_accuracy"]
+    groups: dict = {}  # students of one architecture share a latency: one point and one label per position
+    for r in rows:
+        groups.setdefault((round(r["p50_ms"], 3), round(r["accuracy"], 4), r["precision"]), []).append(r["model"])
+    seen_at: dict = {}  # labels at one accuracy alternate above and below their points
+    for (p50, acc, precision), names in sorted(groups.items()):
+        k = seen_at[acc] = seen_at.get(acc, -1) + 1
+        marker = {"fp32": "o", "fp16": "s", "int8": "^"}.get(precision, "D")
+        ax.scatter(p50, 100 * acc, marker=marker, s=45)
+        ax.annotate(f"{', '.join(names)} · {precision}", (p50, 100 * acc), textcoords="offset points",
+                    xytext=(6, -12 if k % 2 else 5), fontsize=8)
+    if found["budget_ms"] is not None:
+        ax.axvline(found["budget_ms"], color="gray", ls="--", lw=1, label=f"budget {found['budget_ms']:.1f} ms")
+    if t_acc:
+        ax.axhline(100 * found["floor"] * t_acc, color="gray", ls=":", lw=1,
+                   label=f"retention floor {found['floor']:.1%} of the teacher")
+    chosen = next((r for r in rows if r["name"] == found["choice"]), None)
+    if chosen:
+        ax.scatter(chosen["p50_ms"], 100 * chosen["accuracy"], s=260, facecolors="none", edgecolors="red", lw=2,
+                   label=f"deploy: {chosen['name']}")
+    ax.set_xlim(0, 1.25 * max([r["p50_ms"] for r in rows] + [found["budget_ms"] or 0]) if rows else None)
+    ax.set(xlabel="P50 latency, batch 1 (ms)", ylabel="dev accuracy (%)",
+           title="One rule: within the budget and the floor, the most accurate (○ fp32, △ INT8, □ FP16)")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 

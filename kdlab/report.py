@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdlab.artifacts import atomic_write_text
-from kdlab.course.targets import RETENTION_TARGET, UNTRAINED, measured, student_entries, targets, teacher_entry
+from kdlab.course.deployment import verdict, verdict_text
+from kdlab.course.targets import measured, student_entries, targets, teacher_entry
 from kdlab.display import Report
 from kdlab.errors import KDLabError
 
@@ -99,63 +100,16 @@ def course_claims_table(results: dict):
 
 
 def recommendation(results: dict) -> str:
-    """A deployment recommendation derived only from the measured numbers of this run."""
-    acc = {"teacher": teacher_entry(results)} | student_entries(results)
-    acc = {k: v for k, v in acc.items() if v}
-    rows = results.get("benchmark") if isinstance(results.get("benchmark"), list) else []
-    bench = [r for r in rows if isinstance(r, dict) and r.get("status", "ok") == "ok" and "p50_ms" in r
-             and UNTRAINED not in str(r.get("model"))]  # an untrained student is never recommended
-    if "teacher" not in acc or not bench:
-        return "Not enough measurements for a recommendation (run 03-Inference and 04-Benchmark)."
-    best_student = max((k for k in acc if k != "teacher"), key=lambda k: acc[k]["accuracy"], default=None)
-    lines = []
-    batch1 = [r for r in bench if r["batch"] == 1]
-    rows = batch1 or bench
-    fastest = min(rows, key=lambda r: r["p50_ms"])
-    teacher_rows = [r for r in rows if r["model"] == "teacher" and r["precision"] in ("fp32", "fp16")]
-    teacher_row = min(teacher_rows, key=lambda r: r["p50_ms"]) if teacher_rows else None
-    t_acc = acc["teacher"]["accuracy"]
-    lines.append(f"- Highest accuracy: teacher, {t_acc:.1%} on dev"
-                 + (f" at {teacher_row['p50_ms']:.1f} ms/batch (P50, batch {teacher_row['batch']}, "
-                    f"{teacher_row['precision']})." if teacher_row else "."))
-    if best_student:
-        s = acc[best_student]
-        gap = s["accuracy"] - t_acc
-        overlap = s["acc_high"] >= acc["teacher"]["acc_low"]
-        lines.append(
-            f"- Best student: `{best_student}`, {s['accuracy']:.1%} ({gap * 100:+.1f} pt vs teacher; the 95% "
-            f"intervals {'overlap' if overlap else 'do not overlap'})."
-        )
-    lines.append(f"- Lowest latency: {fastest['model']} {fastest['precision']} at {fastest['p50_ms']:.1f} ms "
-                 f"(P50, batch {fastest['batch']}, {fastest.get('device', '')}), "
-                 f"{fastest.get('speedup_vs_teacher') or 1:.2f}x the teacher.")
-    if best_student:
-        if acc[best_student]["accuracy"] >= RETENTION_TARGET * t_acc:
-            lines.append(f"- Recommendation: deploy the `{best_student}` student when latency or memory matters; "
-                         "it keeps at least 97% of the teacher's accuracy at a fraction of the cost.")
-        else:
-            lines.append(f"- Recommendation: keep the teacher when accuracy matters most; the best student keeps "
-                         f"only {acc[best_student]['accuracy'] / t_acc:.1%} of its accuracy. Use the student "
-                         "only under a latency budget the teacher cannot meet.")
-    lines += compression_lines(results.get("compression"))
-    return "\n".join(lines)
-
-
-def compression_lines(rows) -> list[str]:
-    """The compressed variants of 06-Compression (one seed), when it ran: the fastest at batch 1 that keeps the
-    retention target, or the closest to it."""
-    rows = [r for r in rows or [] if isinstance(r, dict) and r.get("variant") != "teacher"
-            and r.get("retention_%") is not None and r.get("speed_x_b1") is not None]
-    if not rows:
-        return []
-    keep = [r for r in rows if r["retention_%"] >= 100 * RETENTION_TARGET]
-    pick = max(keep, key=lambda r: r["speed_x_b1"]) if keep else max(rows, key=lambda r: r["retention_%"])
-    size = f", {pick['size_x']:.1f}× smaller" if pick.get("size_x") else ""
-    what = (f"the fastest keeping ≥ {RETENTION_TARGET:.0%} of the teacher's accuracy is `{pick['variant']}`"
-            if keep else f"none keeps {RETENTION_TARGET:.0%} of the teacher's accuracy; the closest is "
-                         f"`{pick['variant']}`")
-    return [f"- Compressed variants (06-Compression, one seed, CPU): {what} — {pick['speed_x_b1']:.1f}× faster at "
-            f"batch 1{size}, {pick['retention_%']:.1f}% retention."]
+    """The run's one deployment verdict (``kdlab.course.deployment``: the same rule as 04's exercise and summary
+    plot), and the fastest model alongside it, from this run's measured numbers only."""
+    found = verdict(results)
+    lines = [f"- {verdict_text(found)}"]
+    if found["rows"]:
+        fastest = min(found["rows"], key=lambda r: r["p50_ms"])
+        t_acc = found["teacher_accuracy"]
+        lines.append(f"- Fastest trained model: `{fastest['name']}` at {fastest['p50_ms']:.1f} ms, keeping "
+                     f"{fastest['accuracy'] / t_acc:.1%} of the teacher's accuracy." if t_acc else "")
+    return "\n".join(line for line in lines if line)
 
 
 def render_markdown(results: dict) -> str:

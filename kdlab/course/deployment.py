@@ -30,7 +30,8 @@ def _latency(results: dict, model: str, precision: str) -> float | None:
 def deployment_rows(results: dict) -> list[dict]:
     """``{name, model, precision, p50_ms, accuracy, trained}`` per (trained model, measured precision): students
     share their architecture's latency row (``student-<L>L``; speed does not depend on the weights) and carry their
-    own accuracy (INT8 ones from ``int8_students``)."""
+    own accuracy (INT8 ones from ``int8_students``). When 06-Compression ran, its variants join (``06: …``), their
+    latency its measured speed-up over the teacher applied to 04's fp32 teacher."""
     rows = []
     teacher = teacher_entry(results)
     precisions = sorted({r.get("precision") for r in results.get("benchmark") or [] if isinstance(r, dict)
@@ -49,6 +50,14 @@ def deployment_rows(results: dict) -> list[dict]:
                 continue
             rows.append({"name": f"{name} {precision}", "model": name, "precision": precision, "p50_ms": p50,
                          "accuracy": float(accuracy), "trained": True})
+    teacher_p50 = _latency(results, "teacher", "fp32")
+    for row in results.get("compression") or []:  # 06-Compression's variants, timed there against the teacher
+        if (not isinstance(row, dict) or row.get("variant") == "teacher" or not row.get("speed_x_b1")
+                or row.get("accuracy_%") is None or teacher_p50 is None):
+            continue
+        rows.append({"name": f"06: {row['variant']}", "model": row["variant"], "precision": "cpu (06)",
+                     "p50_ms": teacher_p50 / float(row["speed_x_b1"]), "accuracy": float(row["accuracy_%"]) / 100,
+                     "trained": True})
     return rows
 
 
@@ -81,3 +90,58 @@ def verdict_text(found: dict) -> str:
     row = next(r for r in found["rows"] if r["name"] == found["choice"])
     return (f"{head} Deploy `{row['name']}`: {100 * row['accuracy']:.2f}% dev accuracy "
             f"({row['accuracy'] / t_acc:.1%} of the teacher's) at {row['p50_ms']:.1f} ms batch-1 P50.")
+
+
+def _agreement(results: dict, model: str) -> float | None:
+    teacher = (results.get("teacher") or {}).get("predictions")
+    entry = (results.get("students") or {}).get(model) or {}
+    preds = entry.get("predictions")
+    if not teacher or not preds or len(teacher) != len(preds):
+        return None
+    return sum(a == b for a, b in zip(teacher, preds)) / len(preds)
+
+
+def arm_size(accuracy: float, gap: float, z: float = 1.96) -> int:
+    """Labelled sentences per arm for a two-sided 95% test to tell two accuracies ``gap`` apart (normal approx.)."""
+    gap = max(gap, 0.005)
+    return int(2 * z * z * accuracy * (1 - accuracy) / gap**2) + 1
+
+
+def checklist(results: dict) -> str:
+    """The course's deployment checklist (部署檢查清單) for the chosen model, written from this run's numbers:
+    serving latency (P50/P95/P99) and throughput, what to monitor with which thresholds, an A/B test's size and a
+    rollback rule."""
+    found = verdict(results)
+    if found["choice"] is None:
+        return f"**No model to deploy.** {verdict_text(found)}"
+    row = next(r for r in found["rows"] if r["name"] == found["choice"])
+    t_acc = found["teacher_accuracy"]
+    layers = ((results.get("students") or {}).get(row["model"]) or {}).get("layers")
+    timed_as = "teacher" if row["model"] == "teacher" else f"student-{layers}L"
+    bench = {(r.get("model"), r.get("precision"), int(r.get("batch", 0))): r for r in results.get("benchmark") or []
+             if isinstance(r, dict) and r.get("status", "ok") == "ok"}
+    one = bench.get((timed_as, row["precision"], 1), {})
+    many = bench.get((timed_as, row["precision"], 32), {})
+    device = (results.get("environment") or {}).get("device", "this machine")
+    agreement = _agreement(results, row["model"])
+    gap = max(0.0, t_acc - row["accuracy"])
+    floor_acc = found["floor"] * t_acc
+    lines = [f"**Deploy `{row['name']}`** — {100 * row['accuracy']:.2f}% dev accuracy, "
+             f"{row['accuracy'] / t_acc:.1%} of the teacher's ({found['rule']}).", "",
+             f"- **Serving** (measured on {device}): batch 1 P50 / P95 / P99 = "
+             f"{one.get('p50_ms', row['p50_ms']):.1f} / "
+             f"{one.get('p95_ms', float('nan')):.1f} / {one.get('p99_ms', float('nan')):.1f} ms"
+             + (f"; batch 32: {many['samples_per_s']:.0f} sentences/s" if many.get("samples_per_s") else "") + ".",
+             f"- **Monitor latency**: alert when the 5-minute P95 exceeds "
+             f"{1.5 * one.get('p95_ms', row['p50_ms']):.1f} ms "
+             "(1.5× the measured P95: a slower machine, longer inputs, or a neighbour on the CPU).",
+             f"- **Monitor accuracy drift**: label a sample of live sentences each week; alert when its accuracy falls "
+             f"under {100 * floor_acc:.1f}% (the retention floor × the teacher's dev accuracy)"
+             + (f", or when agreement with the teacher on a shadow sample falls under {100 * (agreement - 0.03):.1f}% "
+                f"(measured on dev: {100 * agreement:.1f}%, minus 3 points)" if agreement is not None else "") + ".",
+             f"- **A/B test** before the switch: route 5–10% of traffic to it; to tell apart a drop the size of this "
+             f"run's teacher − model gap ({100 * gap:.1f} points) at 95% confidence, each arm needs about "
+             f"{arm_size(row['accuracy'], gap):,} labelled sentences.",
+             "- **Rollback**: keep the teacher (or the model it replaces) deployed beside it; any alert above that "
+             "lasts an hour sends 100% of traffic back, and the A/B sample decides whether to try again."]
+    return "\n".join(lines)
