@@ -43,7 +43,12 @@ def settings_table(cfg: KDConfig):
     """The settings that matter, one per row (every one visible; ``config.json`` has all fields)."""
     import pandas as pd
 
-    rows = [(label, _show(getattr(cfg, field))) for field, label in SETTINGS]
+    import torch
+
+    cuda = torch.cuda.is_available()
+    rows = [(label, _show(getattr(cfg, field)) if field != "fp16" else
+             (f"{cfg.fp16} (this machine has no CUDA GPU: fp32)" if cfg.fp16 and not cuda else _show(cfg.fp16)))
+            for field, label in SETTINGS]
     return pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting")
 
 

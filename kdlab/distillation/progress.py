@@ -32,7 +32,7 @@ class TextProgressCallback(TrainerCallback):
 
     def __init__(self, name: str = "train", lines: int = PROGRESS_LINES, stream=None):
         self.name, self.lines, self.stream = name, lines, stream or sys.stdout
-        self.start, self.every, self.last_loss = 0.0, 1, None
+        self.start, self.every, self.last_loss, self.pending = 0.0, 1, None, None
 
     def _print(self, text: str) -> None:
         print(f"  [{self.name}] {text}", file=self.stream, flush=True)
@@ -47,11 +47,26 @@ class TextProgressCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.last_loss = logs["loss"]
+            if self.pending == state.global_step:  # the line of this step waited for this window's loss
+                self._line(state)
 
     def on_step_end(self, args, state, control, **kwargs):
         step, total = state.global_step, state.max_steps
         if not state.is_world_process_zero or (step % self.every and step != total):
             return
+        logging = args.logging_steps and (step % int(args.logging_steps) == 0 or step == total)
+        if logging:
+            self.pending = step  # the Trainer logs right after this callback: print the new window's loss then
+        else:
+            self._line(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.pending is not None and state.is_world_process_zero:  # no log came after the last line's step
+            self._line(state)
+
+    def _line(self, state) -> None:
+        step, total = state.global_step, state.max_steps
+        self.pending = None
         elapsed = time.perf_counter() - self.start
         done = step / total if total else 1.0
         eta = elapsed / done * (1 - done) if done > 0 else 0.0
