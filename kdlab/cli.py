@@ -1,7 +1,7 @@
 """The command line, ``python -m kdlab run | report | clean | solutions | grade | pool | colab-links`` (the top layer:
 it may import anything in kdlab, nothing imports it).
 
-- ``run [--profile P]``: execute the four notebooks in order with papermill, each in a fresh kernel, streaming
+- ``run [--profile P] [--estimate-only]``: execute the four notebooks in order with papermill, each in a fresh kernel, streaming
   their output (training progress as a few lines per run); save the executed copies under
   ``runs/<profile>/executed/``, stop at the first failing cell (notebook, cell and the whole error named), print
   the results.
@@ -91,7 +91,16 @@ def run_notebooks(profile: str | None, notebooks: list[str], timeout: int) -> in
     return print_report(cfg.run_dir())
 
 
-def _estimate(cfg, notebooks: list[str]) -> str | None:
+def print_estimate(profile: str | None) -> int:
+    """``run --estimate-only``: the time estimate alone (nothing trained, nothing written); 1 when there is none."""
+    from kdlab.config import load_config
+
+    estimate = _estimate(load_config(profile), list(NOTEBOOKS), record=False)
+    print(f"kdlab run: {estimate or 'no timed reference run for this profile: no estimate'}")
+    return 0 if estimate and not estimate.startswith("no time estimate") else 1
+
+
+def _estimate(cfg, notebooks: list[str], record: bool = True) -> str | None:
     """How long the run will take here (``kdlab.lab.time_estimate``), from a few timed training steps; None when the
     profile has no timed reference, a notebook outside the lab is asked for, or the calibration fails."""
     from kdlab.config import NOTEBOOKS
@@ -107,8 +116,9 @@ def _estimate(cfg, notebooks: list[str]) -> str | None:
         return f"no time estimate ({type(exc).__name__}: {exc})"
     if found is None:
         return None
-    lab.record(cfg, time_estimate={"step_seconds": found["step_seconds"], "ratio": found["ratio"],
-                                   "minutes": list(found["total"])})
+    if record:
+        lab.record(cfg, time_estimate={"step_seconds": found["step_seconds"], "ratio": found["ratio"],
+                                       "minutes": list(found["total"])})
     return lab.describe_estimate(found)
 
 
@@ -208,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=7200, help="seconds allowed per cell")
     run.add_argument("--student-id", help="the student's id: their students train with a seed of their own "
                      "(sets KDLAB_STUDENT_ID)")
+    run.add_argument("--estimate-only", action="store_true",
+                     help="print how long the run would take on this machine (a few timed training steps) and stop")
     rep = sub.add_parser("report", help="print the summary of a finished run")
     rep.add_argument("run_dir", help="e.g. runs/cpu")
     cl = sub.add_parser("clean", help="strip outputs from notebooks")
@@ -288,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.student_id:
             os.environ["KDLAB_STUDENT_ID"] = args.student_id
         try:
+            if args.estimate_only:
+                return print_estimate(args.profile)
             return run_notebooks(args.profile, args.notebooks, args.timeout)
         except KDLabError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -275,6 +275,10 @@ def _check_seed(grade: StudentGrade, results: dict) -> None:
         if config.get("student_seed") != expected or (seeds and seeds != {expected}):
             grade.flags.append(f"the students' training seed {sorted(seeds) or config.get('student_seed')} is not "
                                f"the one student id {student_id!r} gives ({expected}): edited or copied settings")
+    imported = results.get("imported_from")
+    if imported:
+        grade.flags.append(f"the run was imported ({imported}): its teacher and students were trained in another "
+                           "session (the instructor's fallback for a lost one), not by this submission's notebooks")
     predictions = {k: v.get("predictions") for k, v in sorted(students.items()) if isinstance(v, dict)}
     if any(predictions.values()):
         grade.fingerprint = hashlib.sha256(json.dumps(predictions, sort_keys=True).encode()).hexdigest()

@@ -240,3 +240,23 @@ def test_a_student_id_gives_its_students_their_own_seed_and_later_notebooks_read
     assert lab.setup("smoke", runs_dir=str(tmp_path / "a"), student_id=None).student_id == "Alice "  # 02–04
     monkeypatch.setenv("KDLAB_STUDENT_ID", "carol")
     assert lab.setup("smoke", runs_dir=str(tmp_path / "c"), student_id=None).student_seed == seed_for_student("carol")
+
+
+def test_run_estimate_only_prints_the_estimate_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    import json
+
+    from kdlab import cli
+    from kdlab.course import reference
+
+    timing = {"smoke": {"machine": "ref box", "date": "2026-12-02", "step_seconds": 0.01, "teacher_finetune_seconds": 5,
+                        "notebook_seconds": {name: 30 for name in cli.NOTEBOOKS}, "total_seconds": 120}}
+    path = tmp_path / "lab_timing.json"
+    path.write_text(json.dumps(timing))
+    monkeypatch.setenv("KDLAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(reference, "TIMING_FILE", tmp_path / "none.json")
+    assert cli.main(["run", "--profile", "smoke", "--estimate-only"]) == 1
+    assert "no timed reference run for this profile" in capsys.readouterr().out
+    monkeypatch.setattr(reference, "TIMING_FILE", path)
+    assert cli.main(["run", "--profile", "smoke", "--estimate-only"]) == 0
+    assert "the reference (ref box" in capsys.readouterr().out
+    assert not (tmp_path / "runs" / "smoke" / "results.json").exists()  # nothing trained, nothing recorded

@@ -1,0 +1,221 @@
+"""The instructor's kit, kept with the solutions (not in the kdlab package students install).
+
+``python instructor/kit.py answers RUN_DIR [--out FILE]`` writes a model answer for every reflection question of the
+four notebooks, each written from that run's own numbers (run it on a reference run, e.g. ``runs/cpu`` after
+``python -m kdlab run --profile cpu``, and again whenever the lab changes: the answers follow the run).
+``python instructor/kit.py export RUN_DIR FILE.zip`` / ``import FILE.zip RUN_DIR`` move a finished run's teacher,
+students and results to a student whose session died before 02 finished; an imported run says so in its
+results.json (``imported_from``) and ``kdlab grade`` flags it — a visible, not silent, reuse.
+
+tests/course/test_kit.py checks that every reflection in the notebooks has an answer here and that the answers
+build from an executed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}%" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
+
+
+def _bench(results: dict, key: str = "benchmark") -> dict:
+    return {(r["model"], r["precision"], int(r["batch"])): r for r in results.get(key) or []
+            if isinstance(r, dict) and r.get("status", "ok") == "ok"}
+
+
+def _student_model(results: dict) -> str:
+    layers = (results.get("students", {}).get("minilm") or {}).get("layers") or results["config"]["student_layers"]
+    return f"student-{layers}L"
+
+
+def _loss_shares(run_dir: Path) -> str:
+    from kdlab.distillation.losses import DistillationLoss
+    from kdlab.tables import loss_terms_table
+
+    record = json.loads((run_dir / "students" / "minilm" / "kdlab.json").read_text())
+    loss = DistillationLoss(**{k: v for k, v in record["loss"].items() if k in DistillationLoss.__dataclass_fields__})
+    table = loss_terms_table(record["history"], loss).set_index("term")
+    top = table["share_%"].idxmax()
+    shares = ", ".join(f"{t} {s:.1f}%" for t, s in table["share_%"].items())
+    ce = table.loc["ce"] if "ce" in table.index else None
+    per_row = (f" (per labelled sentence the CE is {ce['per_labelled_row']:.3f}, against {ce['value']:.3f} as logged: "
+               "the masked CE divides by the whole batch)") if ce is not None and "per_labelled_row" in table else ""
+    return (f"`{top}` is the largest share of the objective ({shares}){per_row}. To make the student weigh the right "
+            "answers more, raise α (the CE weight) or lower β/γ/δ — and check the effect over several seeds, as 02's "
+            "weight table shows: with these labels most re-weightings land within the seed-to-seed spread.")
+
+
+def answers(run_dir: str | Path) -> dict[str, str]:
+    """``{question id: model answer}`` from a finished run folder (``runs/<profile>``)."""
+    from kdlab.course.deployment import verdict
+
+    run_dir = Path(run_dir)
+    r = json.loads((run_dir / "results.json").read_text())
+    teacher, students = r["teacher"], r.get("students", {})
+    minilm, ce = students.get("minilm", {}), students.get("ce", {})
+    params = {p["model"]: p for p in r.get("params", [])}
+    s_name = _student_model(r)
+    s_params = params.get(s_name, {})
+    t_layers = teacher.get("layers")
+    s_layers = minilm.get("layers")
+    bench, real = _bench(r), _bench(r, "benchmark_real_lengths")
+    out = {}
+    out["R1.1"] = (f"The {s_layers}-layer student keeps {s_params.get('vs_teacher', float('nan')):.1%} of the "
+                   f"teacher's parameters with {s_layers}/{t_layers} of its layers. The share of parameters is higher "
+                   "than the share of layers because the word embeddings (vocabulary × width) and the classifier are "
+                   "copied whole; only the encoder layers are halved. Speed follows the layers (the embeddings are a "
+                   "lookup, the layers the compute), so expect a speed-up close to the layer ratio, not the parameter "
+                   "ratio (04 measures it).")
+    width = teacher["acc_high"] - teacher["acc_low"]
+    out["R1.2"] = (f"The teacher's 95% Wilson interval is {_pct(teacher['acc_low'])}–{_pct(teacher['acc_high'])}: "
+                   f"{100 * width:.1f} points wide on {teacher.get('n', 'the')} dev sentences. Two students one point "
+                   "apart have overlapping intervals, and overlap decides nothing: the two accuracies are measured on "
+                   "the same sentences, so their errors are correlated; a paired test (McNemar on the sentences only "
+                   "one of them gets right, 03) is the test. Several seeds are needed on top of it.")
+    import torch
+
+    z = torch.tensor([-2.0, -0.5, 1.5, 4.0, 2.5])
+    probs = {t: torch.softmax(z / t, -1).tolist() for t in (1, 4, 10)}
+    out["R1.3"] = (f"The ranking never changes with T (positive > very positive > neutral > negative > very negative "
+                   f"at every T). What changes is the size of the small probabilities: very negative and negative are "
+                   f"{probs[1][0]:.3f} and {probs[1][1]:.3f} at T = 1, {probs[4][0]:.3f} and {probs[4][1]:.3f} at T = 4, "
+                   f"{probs[10][0]:.3f} and {probs[10][1]:.3f} at T = 10 — the relative sizes of the wrong classes "
+                   "(the dark knowledge) become visible as T grows. As T → ∞ every class tends to 1/5: the "
+                   "distribution carries no information any more (the course: T above ~10 over-smooths).")
+    try:
+        out["R2.1"] = _loss_shares(run_dir)
+    except (OSError, KeyError, ValueError):
+        out["R2.1"] = "(the minilm student's record is missing: run 02 first)"
+    rnd = students.get("ce-random", {})
+    out["R2.2"] = (f"`ce` {_pct(ce.get('accuracy'))} against `ce-random` {_pct(rnd.get('accuracy'))}: "
+                   f"{100 * (ce.get('accuracy', 0) - rnd.get('accuracy', 0)):.1f} points. But `ce-random` randomises "
+                   "everything, embeddings included, and trains only on the labelled sentences: the gap measures "
+                   "pre-training against none, not the layer map. The controls in BENCHMARKS.md separate the two: "
+                   "the teacher's embeddings with random encoder layers, the first or the last layers instead of "
+                   "alternate ones. The course's +2–5% is about the layer choice, which those controls measure.")
+    kl = r.get("attention_kl_to_teacher") or {}
+    out["R2.3"] = (f"The last-layer attention KL to the teacher went from {kl.get('before', float('nan')):.3f} before "
+                   f"training to {kl.get('after', float('nan')):.3f} after. A lower KL alone is not proof: attending "
+                   "uniformly has a bounded KL too (03's table shows that bound, and an untrained student sits near "
+                   "it), so the KL must be read against the uniform row and beside evidence that the student behaves "
+                   "like the teacher: its agreement with the teacher's predictions (03), the same KL for the `ce` "
+                   "student (trained without the attention term), and the attention maps themselves.")
+    p = minilm.get("mcnemar_vs_ce_p")
+    out["R3.1"] = (f"McNemar p (MiniLM vs CE) = {p:.3g} on this run ({_pct(minilm.get('accuracy'))} vs "
+                   f"{_pct(ce.get('accuracy'))}). One run on 872 sentences supports it only if p < 0.05 — and even then "
+                   "one seed can mislead: the 5-seed reference in 03 (MiniLM − CE with its bootstrap interval over "
+                   "seeds and sentences) is the claim to make." if isinstance(p, (int, float)) else
+                   "(no McNemar p in results.json: run 03 first)")
+    t_pred, s_pred = teacher.get("predictions"), minilm.get("predictions")
+    agreement = (sum(a == b for a, b in zip(t_pred, s_pred)) / len(s_pred)) if t_pred and s_pred else float("nan")
+    out["R3.2"] = (f"Agreement with the teacher {_pct(agreement)} against the student's accuracy "
+                   f"{_pct(minilm.get('accuracy'))}. Agreement above accuracy means the student also copies the "
+                   "teacher's mistakes: it learned the teacher's function, not only the answers — what distillation "
+                   "asks of it.")
+    out["R3.3"] = ("An open question: a good answer quotes one sentence from 03's disagreement table where the student is "
+                   "wrong and the teacher right, and names a plausible cause — a negation or a contrast ('not bad', "
+                   "'but'), a rare word the student's embeddings barely saw, a long sentence truncated at max_length, "
+                   "sarcasm — and says how to check it (more such sentences, the attention map of that sentence).")
+    t1, s1 = bench.get(("teacher", "fp32", 1), {}), bench.get((s_name, "fp32", 1), {})
+    t32, s32 = bench.get(("teacher", "fp32", 32), {}), bench.get((s_name, "fp32", 32), {})
+    out["R4.1"] = (f"{s_params.get('vs_teacher', float('nan')):.1%} of the parameters, "
+                   f"{s1.get('speedup_vs_teacher', float('nan')):.2f}× faster at batch 1 and "
+                   f"{s32.get('speedup_vs_teacher', float('nan')):.2f}× at batch 32 ({t1.get('p50_ms', float('nan')):.1f} → "
+                   f"{s1.get('p50_ms', float('nan')):.1f} ms; {t32.get('p50_ms', float('nan')):.0f} → "
+                   f"{s32.get('p50_ms', float('nan')):.0f} ms). The speed-up is near the layer ratio "
+                   f"({t_layers}/{s_layers}) because the compute is in the layers; the embeddings that keep the "
+                   "parameter share high cost a lookup.")
+    r1, r32 = real.get((s_name, "fp32", 1), {}), real.get((s_name, "fp32", 32), {})
+    out["R4.2"] = (f"The student at batch 1: {s1.get('p50_ms', float('nan')):.1f} ms padded to 128 tokens, "
+                   f"{r1.get('p50_ms', float('nan')):.1f} ms at SST-2's real lengths (mean padded length "
+                   f"{r1.get('seq', float('nan')):.0f}); batch 32: {s32.get('p50_ms', float('nan')):.0f} vs "
+                   f"{r32.get('p50_ms', float('nan')):.0f} ms. Report the real-length numbers for this service (they are "
+                   "what users wait for); the padded ones are for comparing models under one fixed cost.")
+    found = verdict(r)
+    p95 = {(m, p): row.get("p95_ms") for (m, p, b), row in bench.items() if b == 1}
+    fits = [row["name"] for row in found["rows"] if (p95.get(("teacher" if row["model"] == "teacher" else s_name,
+                                                               row["precision"])) or 1e9) <= 10
+            and row["accuracy"] >= 0.97 * teacher["accuracy"]]
+    out["R4.3"] = (f"With P95 ≤ 10 ms and ≥ 97% of the teacher's accuracy, these rows qualify: "
+                   f"{', '.join(fits) or 'none'}. With P50 instead of P95 the budget is easier to meet (P95 is the "
+                   "tail users notice; on a shared CPU it can be several times the P50), so the choice can change; "
+                   f"the run's own rule (04) chose `{found['choice'] or 'nothing'}`.")
+    return out
+
+
+def write_answers(run_dir: str | Path, out: str | Path) -> Path:
+    text = ["# Model answers to the reflection questions", "",
+            f"Written from the run in `{run_dir}` by `python instructor/kit.py answers` (regenerate after a new run).", ""]
+    for question, answer in answers(run_dir).items():
+        text += [f"## {question}", "", answer, ""]
+    Path(out).write_text("\n".join(text), encoding="utf-8")
+    return Path(out)
+
+
+PORTABLE = ("config.json", "results.json", "teacher", "students")
+
+
+def export_run(run_dir: str | Path, target: str | Path) -> Path:
+    """A zip of a finished run's config, results, teacher and students (no checkpoints, no executed notebooks)."""
+    run_dir = Path(run_dir)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in PORTABLE:
+            path = run_dir / name
+            for file in ([path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []):
+                if file.is_file():
+                    archive.write(file, file.relative_to(run_dir))
+    return Path(target)
+
+
+def import_run(source: str | Path, run_dir: str | Path) -> Path:
+    """Unpack an exported run into ``run_dir`` (refusing member paths that leave it) and mark its results.json
+    ``imported_from``: the notebooks go on from it, and ``kdlab grade`` flags the reuse."""
+    from kdlab.grading.submissions import FileLimits, unpack_zip
+
+    run_dir = Path(run_dir)
+    if (run_dir / "results.json").exists():
+        raise SystemExit(f"{run_dir} already holds a run: import into an empty folder (nothing is overwritten).")
+    staged = unpack_zip(Path(source), run_dir.parent / f".{run_dir.name}.import", FileLimits(unpacked_bytes=4 << 30))
+    shutil.move(str(staged), str(run_dir))
+    shutil.rmtree(run_dir.parent / f".{run_dir.name}.import", ignore_errors=True)
+    results = json.loads((run_dir / "results.json").read_text())
+    results["imported_from"] = {"file": Path(source).name, "student_id": results.get("config", {}).get("student_id")}
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return run_dir
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("answers")
+    a.add_argument("run_dir")
+    a.add_argument("--out", default=str(ROOT / "instructor" / "model-answers.md"))
+    e = sub.add_parser("export")
+    e.add_argument("run_dir")
+    e.add_argument("target")
+    i = sub.add_parser("import")
+    i.add_argument("source")
+    i.add_argument("run_dir")
+    args = p.parse_args(argv)
+    if args.command == "answers":
+        print(f"written: {write_answers(args.run_dir, args.out)}")
+    elif args.command == "export":
+        print(f"written: {export_run(args.run_dir, args.target)}")
+    else:
+        print(f"imported into {import_run(args.source, args.run_dir)} (marked imported_from: kdlab grade flags it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

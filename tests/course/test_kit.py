@@ -1,0 +1,60 @@
+"""The instructor's kit (instructor/kit.py): a model answer for every reflection question, written from a run's
+numbers; a finished run exported and imported for a student whose session died, visibly."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kdlab.config import NOTEBOOKS
+from kdlab.course.assignments import reflections
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _kit():
+    spec = importlib.util.spec_from_file_location("instructor_kit", ROOT / "instructor" / "kit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_reflection_has_a_model_answer_written_from_the_run(executed_lab):
+    root, results_path = executed_lab
+    asked = {q for name in NOTEBOOKS for q in reflections(nbformat.read(ROOT / name, as_version=4))}
+    found = _kit().answers(results_path.parent)
+    assert asked == set(found)
+    for question, answer in found.items():
+        assert len(answer) > 80 and "n/a" not in answer and "missing" not in answer, (question, answer)
+    results = json.loads(results_path.read_text())
+    assert f"{100 * results['students']['ce']['accuracy']:.1f}%" in found["R2.2"]  # the run's own numbers
+
+
+def test_an_exported_run_imports_visibly_and_the_grader_flags_it(executed_lab, tmp_path):
+    from kdlab.grading.grader import StudentGrade, _check_seed
+
+    kit = _kit()
+    _, results_path = executed_lab
+    archive = kit.export_run(results_path.parent, tmp_path / "run.zip")
+    target = kit.import_run(archive, tmp_path / "runs" / "smoke")
+    assert (target / "students" / "minilm" / "model.safetensors").is_file()
+    results = json.loads((target / "results.json").read_text())
+    assert results["imported_from"]["file"] == "run.zip"
+    grade = StudentGrade("bob")
+    _check_seed(grade, results)
+    assert any("imported" in f for f in grade.flags)
+    with pytest.raises(SystemExit, match="already holds a run"):
+        kit.import_run(archive, target)
+
+
+def test_the_class_plan_and_objectives_name_cells_that_exist():
+    plan = (ROOT / "instructor" / "class-plan.md").read_text()
+    objectives = (ROOT / "instructor" / "objectives.md").read_text()
+    assert "02" in plan and "min" in plan
+    for notebook, heading in re.findall(r"`(0\d-[A-Za-z]+\.ipynb)` § “([^”]+)”", objectives):
+        text = (ROOT / notebook).read_text()
+        assert heading in text, (notebook, heading)
+    assert len(re.findall(r"^\| \d \|", objectives, re.M)) == 7
