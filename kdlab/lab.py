@@ -92,7 +92,11 @@ def environment() -> dict:
             device=torch.cuda.get_device_name(0),
             gpu_memory_GiB=round(props.total_memory / 2**30, 1),
             compute_capability=f"{props.major}.{props.minor}",
-            fp16=props.major >= 6,  # fast fp16 tensor math from Pascal (sm_60) on; T4 is 7.5
+            # autocast FP16 runs on any CUDA GPU, but it is faster than fp32 only with fast half math: the P100
+            # (sm_60; the other Pascal chips, sm_61/62, run FP16 at a fraction of fp32's rate) and tensor cores from
+            # Volta (sm_70) on; a Colab T4 is Turing, sm_75, with tensor cores
+            fp16=props.major >= 7 or (props.major, props.minor) == (6, 0),
+            tensor_cores=props.major >= 7,
             # a T4 (sm_75) "supports" bf16 only by emulation: slow, so count native support alone
             bf16=torch.cuda.is_bf16_supported(including_emulation=False),
         )

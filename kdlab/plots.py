@@ -1,10 +1,23 @@
-"""Figures for the notebooks. Each function draws one figure and returns it (matplotlib)."""
+"""Figures for the notebooks. Each function draws one figure and returns it (matplotlib), with a one-sentence
+takeaway written from the figure's own numbers under it (``fig.takeaway``, also drawn as the caption): the sentence a
+reader should leave with, which cannot disagree with the figure because it is computed from the same data."""
 
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+
+def _caption(fig, text: str):
+    """Write ``text`` under the figure (wrapped to its width) and keep it as ``fig.takeaway``."""
+    fig.takeaway = text
+    width = max(40, int(fig.get_figwidth() * 15))
+    fig.text(0.01, 0.0, "\n".join(textwrap.wrap("Takeaway: " + text, width)), ha="left", va="top", fontsize=9,
+             style="italic", transform=fig.transFigure)
+    return fig
 
 
 def token_length_histogram(lengths: list[int], max_length: int, title: str = "SST-2 token lengths (train)"):
@@ -16,7 +29,12 @@ def token_length_histogram(lengths: list[int], max_length: int, title: str = "SS
     ax.set(xlabel="tokens per sentence (with [CLS]/[SEP])", ylabel="sentences", title=title)
     ax.legend()
     fig.tight_layout()
-    return fig
+    lengths = np.asarray(lengths)
+    kept = float((lengths <= max_length).mean())
+    padding = 1 - float(np.minimum(lengths, max_length).mean()) / max_length
+    return _caption(fig, f"{kept:.1%} of the sentences fit in max_length = {max_length} (mean {lengths.mean():.1f} "
+                         f"tokens): padding every sentence to {max_length} would make {padding:.0%} of the tokens "
+                         "padding, so batches are padded only to their longest sentence (dynamic padding).")
 
 
 @torch.inference_mode()
@@ -35,13 +53,22 @@ def temperature_demo(model, tokenizer, sentence: str, temperatures=(1, 4, 10)):
 
     names = class_names(model)
     ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, names)
-    import textwrap
-
     ax.set(ylim=(0, 1.1), ylabel="probability")
     ax.set_title("Teacher softmax(z/T) for: " + "\n".join(textwrap.wrap(f"“{sentence}”", 70)), fontsize=9)
     ax.legend()
     fig.tight_layout()
-    return fig
+    return _caption(fig, _temperature_takeaway(logits, names, temperatures))
+
+
+def _temperature_takeaway(logits, names, temperatures) -> str:
+    """What a temperature figure shows: the ranking at every T, and how the smallest probability grows."""
+    probs = {t: torch.softmax(torch.as_tensor(logits, dtype=torch.float32) / t, -1) for t in temperatures}
+    orders = {tuple(torch.argsort(p, descending=True).tolist()) for p in probs.values()}
+    low = int(torch.argmin(probs[temperatures[0]]))
+    same = "the same at every T" if len(orders) == 1 else "changed (it cannot: check the logits)"
+    grows = ", ".join(f"{float(probs[t][low]):.2f} at T = {t:g}" for t in temperatures)
+    return (f"the ranking of the classes is {same} (top: {names[int(torch.argmax(probs[temperatures[0]]))]}); T only "
+            f"changes how big the small probabilities are — {names[low]} is {grows}.")
 
 
 LOSS_TERMS = (("loss_ce", "alpha", "CE (hard labels)"), ("loss_kd", "beta", "KD (soft labels, ×T²)"),
@@ -75,7 +102,23 @@ def training_curves(histories: dict[str, list[dict]], weights: dict[str, dict] |
     ax_acc.set(xlabel="step", ylabel="dev accuracy (%)", title="dev accuracy")
     ax_acc.legend(fontsize=8)
     fig.tight_layout()
-    return fig
+    return _caption(fig, _curves_takeaway(histories))
+
+
+def _curves_takeaway(histories: dict[str, list[dict]]) -> str:
+    """Each student's last dev accuracy and its number of steps; why one line may stop early."""
+    parts, steps = [], {}
+    for name, history in histories.items():
+        steps[name] = max([h["step"] for h in history if "step" in h] or [0])
+        last = [h["eval_accuracy"] for h in history if "eval_accuracy" in h]
+        parts.append(f"{name} {100 * last[-1]:.1f}%" if last else name)
+        parts[-1] += f" after {steps[name]} steps"
+    longest = max(steps.values() or [0])
+    short = [n for n, s in steps.items() if s < longest]
+    note = (f"; {', '.join(short)} stop{'s' if len(short) == 1 else ''} earlier because {'it trains' if len(short) == 1 else 'they train'} "
+            "on fewer sentences for the same epochs (the labelled ones only)") if short else ""
+    return (f"last dev accuracy: {', '.join(parts)}{note}. Each loss panel is a term × its weight on a log scale: "
+            "a falling line is that term being learned, not the objectives of two students compared.")
 
 
 def kd_gradient_vs_temperature(temperatures=(1, 2, 4, 8, 16, 32), num_classes: int = 5, batch: int = 512,
@@ -105,7 +148,10 @@ def kd_gradient_vs_temperature(temperatures=(1, 2, 4, 8, 16, 32), num_classes: i
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return fig
+    lo, hi = temperatures[0], temperatures[-1]
+    return _caption(fig, f"with T² the soft-label gradient stays between {min(with_t2):.2f} and {max(with_t2):.2f} "
+                         f"from T = {lo:g} to {hi:g}; without it, it falls {without[0] / without[-1]:.0f}× (about "
+                         f"1/T²): a high temperature would quietly switch the soft labels off, which T² prevents.")
 
 
 def multiclass_temperature_demo(logits, class_names, temperatures=(1, 4, 10), title: str = ""):
@@ -123,7 +169,7 @@ def multiclass_temperature_demo(logits, class_names, temperatures=(1, 4, 10), ti
     ax.set(ylim=(0, 1.1), ylabel="probability", title=title or "softmax(z / T) over five classes")
     ax.legend()
     fig.tight_layout()
-    return fig
+    return _caption(fig, _temperature_takeaway(logits, list(class_names), temperatures))
 
 
 @torch.inference_mode()
@@ -157,7 +203,20 @@ def attention_maps(models: dict, tokenizer, sentence: str):
         ax.set_title(name, fontsize=10)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="attention weight")
     fig.suptitle("Last-layer self-attention, mean over heads (rows: queries, columns: keys)", fontsize=10)
-    return fig
+    (first, (_, reference)), *others = maps.items()
+    if not others:
+        return _caption(fig, f"{first}'s last-layer attention for this sentence.")
+    kl = {name: _row_kl(reference, att) for name, (_, att) in others}
+    closest = min(kl, key=kl.get)
+    return _caption(fig, "KL from " + first + "'s head-averaged map, mean over queries: " +
+                    ", ".join(f"{n} {v:.3f}" for n, v in kl.items()) + f" — {closest} attends most like {first} on "
+                    "this sentence (one sentence, averaged heads: 03 measures it over 200).")
+
+
+def _row_kl(p: np.ndarray, q: np.ndarray) -> float:
+    """Mean over rows of KL(p_row ‖ q_row) for two [S, S] row-stochastic maps."""
+    p, q = np.clip(p, 1e-12, None), np.clip(q, 1e-12, None)
+    return float((p * (np.log(p) - np.log(q))).sum(-1).mean())
 
 
 def confusion_matrices(matrices: dict[str, np.ndarray], names=None):
@@ -174,7 +233,19 @@ def confusion_matrices(matrices: dict[str, np.ndarray], names=None):
         ax.set_yticks(range(k), labels, fontsize=8)
         ax.set(xlabel="predicted", ylabel="gold", title=name)
     fig.tight_layout()
-    return fig
+    parts = []
+    for name, m in matrices.items():
+        m = np.asarray(m)
+        off = m - np.diag(np.diag(m))
+        if off.sum() == 0:
+            parts.append(f"{name} makes no error")
+            continue
+        i, j = np.unravel_index(int(off.argmax()), off.shape)
+        classes = names or (["negative", "positive"] if m.shape[0] == 2 else [str(k) for k in range(m.shape[0])])
+        parts.append(f"{name} {int(off.sum())} errors, most often gold {classes[i]} read as {classes[j]} "
+                     f"({int(off[i, j])})")
+    return _caption(fig, "; ".join(parts) + ". A model that leans to one side (one off-diagonal cell much larger) "
+                    "has learned a bias, not only less accuracy.")
 
 
 def latency_bars(bench):
@@ -199,7 +270,15 @@ def latency_bars(bench):
         ax.set(xlabel="latency per batch (ms): bar = P50, whisker = P95",
                title=f"batch {batch}, seq {int(rows['seq'].iloc[0])}")
     fig.tight_layout()
-    return fig
+    parts = []
+    for batch in batches:
+        rows = bench[(bench["batch"] == batch) & (bench["model"] != "teacher")]
+        if len(rows):
+            best = rows.loc[rows["p50_ms"].idxmin()]
+            parts.append(f"at batch {batch} the fastest is {best['model']} {best['precision']} "
+                         f"({best['p50_ms']:.1f} ms, {best['speedup_vs_teacher']:.2f}× the fp32 teacher)")
+    return _caption(fig, ("; ".join(parts) or "only the teacher was timed") + ". A whisker much longer than its "
+                    "bar is a noisy tail: users feel the P95, not the P50.")
 
 
 def deployment_map(found: dict):
@@ -233,7 +312,9 @@ def deployment_map(found: dict):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return fig
+    from kdlab.course.deployment import verdict_text
+
+    return _caption(fig, verdict_text(found))
 
 
 def sweep_plot(table, x: str, title: str = ""):
@@ -245,7 +326,12 @@ def sweep_plot(table, x: str, title: str = ""):
     ax.set(xlabel=x, ylabel="dev accuracy (%)", title=title or f"accuracy vs {x} (one seed; bars: 95% interval)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    best, worst = table.loc[table["accuracy_%"].idxmax()], table.loc[table["accuracy_%"].idxmin()]
+    gap = float(best["accuracy_%"] - worst["accuracy_%"])
+    reading = ("inside the 1–2 points one seed moves by: this sweep ranks nothing" if gap <= 2 else
+               "more than one seed's 1–2 points, worth re-running with several seeds before believing it")
+    return _caption(fig, f"best {x} = {best[x]} ({best['accuracy_%']:.1f}%), worst {worst[x]} "
+                         f"({worst['accuracy_%']:.1f}%): {gap:.1f} points apart, {reading}.")
 
 
 def loss_race(race: dict):
@@ -266,4 +352,23 @@ def loss_race(race: dict):
     right.set(ylabel="dev accuracy (%)", ylim=(max(0, min(accs) - 10), min(100, max(accs) + 5)),
               title="after the race")
     fig.tight_layout()
-    return fig
+    if "yours" not in race:
+        return _caption(fig, f"kdlab's loss alone ({accs[0]:.1f}%): do the exercises above and re-run this cell to "
+                             "race your own loss against it.")
+    mine, theirs = (_losses(race[n].history) for n in ("yours", "kdlab"))
+    acc = {n: 100 * race[n].metrics["accuracy"] for n in ("yours", "kdlab")}
+    if not (mine and theirs):
+        return _caption(fig, f"no training loss was logged; dev accuracy {acc['yours']:.1f}% (yours) vs "
+                             f"{acc['kdlab']:.1f}% (kdlab's).")
+    # The first logged window decides: a wrong loss differs from step 1; a right one can drift later by float noise.
+    same = bool(mine and theirs) and abs(mine[0] - theirs[0]) <= 1e-3 * max(abs(theirs[0]), 1e-8)
+    return _caption(fig, (f"your objective is kdlab's from the first logged steps ({mine[0]:.4f} vs {theirs[0]:.4f}), "
+                          f"and the students end at {acc['yours']:.1f}% vs {acc['kdlab']:.1f}%: your loss trains "
+                          "what kdlab's does." if same else
+                          f"your objective differs from the first logged steps ({mine[0]:.4f} vs {theirs[0]:.4f} "
+                          f"for kdlab's) and your student ends at {acc['yours']:.1f}% against {acc['kdlab']:.1f}%: "
+                          "your loss is not kdlab's — the check above says how."))
+
+
+def _losses(history) -> list[float]:
+    return [h["loss"] for h in history if "loss" in h and "eval_loss" not in h and "step" in h]

@@ -1,0 +1,87 @@
+"""Every figure says its takeaway in one sentence written from its own numbers (kdlab.plots._caption): the sentences
+are checked against numbers computed here, so a caption that disagreed with its figure would fail."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kdlab import plots
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    matplotlib.pyplot.close("all")
+
+
+def test_the_takeaway_is_drawn_under_the_figure_and_kept():
+    fig = plots.token_length_histogram([10, 20, 30, 80], 64)
+    assert fig.takeaway.startswith("75.0% of the sentences fit in max_length = 64")
+    padding = 1 - np.mean([10, 20, 30, 64]) / 64
+    assert f"{padding:.0%} of the tokens padding" in fig.takeaway
+    assert any("Takeaway:" in t.get_text() for t in fig.texts)
+
+
+def test_the_temperature_takeaway_says_the_ranking_never_changes():
+    logits = [-2.0, -0.5, 1.5, 4.0, 2.5]
+    names = ["very negative", "negative", "neutral", "positive", "very positive"]
+    text = plots.multiclass_temperature_demo(logits, names).takeaway
+    assert "the same at every T (top: positive)" in text
+    small = {t: torch.softmax(torch.tensor(logits) / t, -1)[0].item() for t in (1, 4, 10)}
+    assert f"very negative is {small[1]:.2f} at T = 1, {small[4]:.2f} at T = 4, {small[10]:.2f} at T = 10" in text
+
+
+def test_the_gradient_takeaway_quotes_the_fall_without_t_squared():
+    text = plots.kd_gradient_vs_temperature(temperatures=(1, 4)).takeaway
+    assert "falls" in text and "1/T²" in text
+
+
+def test_the_curves_takeaway_explains_a_student_that_stops_early():
+    histories = {"ce": [{"step": 125, "loss_ce": 0.5}, {"step": 250, "eval_accuracy": 0.843}],
+                 "minilm": [{"step": 500, "loss_kd": 0.2}, {"step": 1000, "eval_accuracy": 0.866}]}
+    text = plots.training_curves(histories).takeaway
+    assert "ce 84.3% after 250 steps, minilm 86.6% after 1000 steps" in text
+    assert "ce stops earlier because it trains on fewer sentences" in text
+
+
+def test_the_confusion_takeaway_names_the_commonest_error():
+    matrices = {"teacher": np.array([[40, 10], [2, 48]]), "perfect": np.array([[5, 0], [0, 5]])}
+    text = plots.confusion_matrices(matrices, ["negative", "positive"]).takeaway
+    assert "teacher 12 errors, most often gold negative read as positive (10)" in text
+    assert "perfect makes no error" in text
+
+
+def test_the_latency_takeaway_names_the_fastest_student_per_batch():
+    bench = pd.DataFrame([{"model": m, "precision": p, "batch": b, "seq": 128, "p50_ms": v, "p95_ms": v * 1.2,
+                           "speedup_vs_teacher": s, "status": "ok"} for m, p, b, v, s in
+                          [("teacher", "fp32", 1, 20.0, 1.0), ("student-3L", "fp32", 1, 10.0, 2.0),
+                           ("student-3L", "int8", 1, 6.0, 3.33), ("teacher", "fp32", 32, 400.0, 1.0),
+                           ("student-3L", "fp32", 32, 210.0, 1.9)]])
+    text = plots.latency_bars(bench).takeaway
+    assert "at batch 1 the fastest is student-3L int8 (6.0 ms, 3.33× the fp32 teacher)" in text
+    assert "at batch 32 the fastest is student-3L fp32 (210.0 ms, 1.90×" in text
+
+
+def test_the_sweep_takeaway_refuses_to_rank_inside_the_seed_noise():
+    table = pd.DataFrame({"temperature": [2, 4, 8], "accuracy_%": [86.1, 86.9, 85.8], "low_%": [78.0] * 3,
+                          "high_%": [88.5] * 3})
+    assert "1.1 points apart, inside the 1–2 points one seed moves by" in plots.sweep_plot(table, "temperature").takeaway
+    table["accuracy_%"] = [80.0, 86.9, 85.8]
+    assert "more than one seed's" in plots.sweep_plot(table, "temperature").takeaway
+
+
+def test_the_race_takeaway_tells_a_right_loss_from_a_wrong_one():
+    class Run:
+        def __init__(self, losses, accuracy):
+            self.history = [{"step": 10 * (i + 1), "loss": v} for i, v in enumerate(losses)]
+            self.metrics = {"accuracy": accuracy}
+
+    right = plots.loss_race({"kdlab": Run([0.9, 0.5], 0.80), "yours": Run([0.9000001, 0.52], 0.79)}).takeaway
+    assert "your loss trains what kdlab's does" in right
+    wrong = plots.loss_race({"kdlab": Run([0.9, 0.5], 0.80), "yours": Run([0.06, 0.03], 0.70)}).takeaway
+    assert "your loss is not kdlab's" in wrong and "70.0% against 80.0%" in wrong
