@@ -66,6 +66,26 @@ def own_run(source: Path, target: Path, student: str) -> None:
         i = seed % len(entry["predictions"])  # one sentence of its own differs
         entry["predictions"] = [*entry["predictions"][:i], 1 - entry["predictions"][i], *entry["predictions"][i + 1:]]
     target.write_text(json.dumps(results))
+    rerender_reports(target.parent, results)
+
+
+def rerender_reports(folder: Path, results: dict) -> None:
+    """The report outputs of ``folder``'s notebooks re-rendered from ``results``, as the student's own run would
+    have shown them (its settings list the student's id and seed)."""
+    import nbformat
+
+    from kdlab.course.reported import TABLE_MIME
+    from kdlab.report import render_markdown
+
+    text = render_markdown(results)
+    for name in NOTEBOOKS:
+        nb = nbformat.read(folder / name, as_version=4)
+        outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+                   if (out.get("data") or {}).get(TABLE_MIME, {}).get("recipe") == "report"]
+        for out in outputs:
+            out["data"].update({"text/markdown": text, "text/plain": text})
+        if outputs:
+            nbformat.write(nb, folder / name)
 
 
 def main(argv=None) -> dict:

@@ -75,3 +75,12 @@ def choose_deployment(rows, teacher_accuracy, max_latency_ms, min_retention):
     if not ok:
         return None
     return min(ok, key=lambda r: (-r["accuracy"], r["p50_ms"]))["name"]
+
+
+def masked_reverse_kl(student_logits, teacher_logits, mask):
+    """Mean over the real targets of KL(q ‖ p) = Σ_v q_v (log q_v − log p_v); logits [B, S, V], mask [B, S]."""
+    log_q = F.log_softmax(student_logits.float(), dim=-1)
+    log_p = F.log_softmax(teacher_logits.float(), dim=-1)
+    per_position = (log_q.exp() * (log_q - log_p)).sum(-1)  # [B, S]
+    mask = mask.float()
+    return (per_position * mask).sum() / mask.sum().clamp_min(1)

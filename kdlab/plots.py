@@ -372,3 +372,4 @@ def loss_race(race: dict):
 
 def _losses(history) -> list[float]:
     return [h["loss"] for h in history if "loss" in h and "eval_loss" not in h and "step" in h]
+

@@ -168,6 +168,7 @@ def write_solutions(root: str | Path, out_dir: str | Path, notebooks,
     for name in notebooks:
         nb = nbformat.read(Path(root) / name, as_version=4)
         path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)  # advanced/ notebooks keep their folder
         nbformat.write(nbformat.from_dict(solve_notebook(nb, module)), path)
         written.append(path)
     return written

@@ -13,6 +13,7 @@ missing answer never stops the notebook: the lab trains with kdlab's own functio
 | ``value_relation`` | 02-Distill | ``value_relation_kl(v_s, v_t, mask)`` |
 | ``mcnemar`` | 03-Inference | ``mcnemar_p(b, c)`` |
 | ``deployment`` | 04-Benchmark | ``choose_deployment(rows, teacher_accuracy, max_latency_ms, min_retention)`` |
+| ``masked_reverse_kl`` | advanced/07-LLM-Distillation (optional) | ``masked_reverse_kl(student_logits, teacher_logits, mask)`` |
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kdlab.exercises.attention import check_attention_kl_cases, check_value_rela
 from kdlab.exercises.core import MIME, CheckResult, emit, run_cases
 from kdlab.exercises.deploy import check_deployment_cases
 from kdlab.exercises.layers import check_alternate_layer_map_cases
+from kdlab.exercises.lm import check_masked_reverse_kl_cases
 from kdlab.exercises.stats import check_mcnemar_cases
 from kdlab.exercises.temperature import check_kd_loss_cases, check_softmax_temperature_cases
 
@@ -47,6 +49,8 @@ EXERCISES = {e.id: e for e in (
     Exercise("value_relation", "02-Distill.ipynb", "value_relation_kl", check_value_relation_cases),
     Exercise("mcnemar", "03-Inference.ipynb", "mcnemar_p", check_mcnemar_cases),
     Exercise("deployment", "04-Benchmark.ipynb", "choose_deployment", check_deployment_cases),
+    Exercise("masked_reverse_kl", "advanced/07-LLM-Distillation.ipynb", "masked_reverse_kl",
+             check_masked_reverse_kl_cases),
 )}
 
 
@@ -72,5 +76,6 @@ check_attention_kl = _checker("attention_kl")
 check_value_relation = _checker("value_relation")
 check_mcnemar = _checker("mcnemar")
 check_deployment = _checker("deployment")
+check_masked_reverse_kl = _checker("masked_reverse_kl")
 
 __all__ = ["EXERCISES", "MIME", "CheckResult", "run_check", *[f"check_{k}" for k in EXERCISES]]

@@ -44,6 +44,9 @@ from kdlab.grading.submissions import (
     open_submission,
     read_limited,
 )
+from kdlab.lm.config import LM_NOTEBOOK
+
+OPTIONAL_NOTEBOOKS = (LM_NOTEBOOK,)  # graded when a submission has them (advanced/07's exercise)
 
 DEFAULT_RUBRIC = Path(kdlab.course.__file__).with_name("rubric.toml")
 
@@ -138,8 +141,10 @@ def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrad
     penalties = rubric.get("penalties", {})
     to_run: list[tuple] = []  # (notebook, exercise, its own cell's text, the notebook)
     missing = []
-    for name in NOTEBOOKS:
-        path = find_file(folder, name)
+    for name in (*NOTEBOOKS, *OPTIONAL_NOTEBOOKS):
+        path = find_file(folder, Path(name).name)
+        if path is None and name in OPTIONAL_NOTEBOOKS:
+            continue  # an optional notebook earns its points when handed in and costs nothing when not
         problem = "notebook missing" if path is None else None
         nb = None
         if path is not None:

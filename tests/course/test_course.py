@@ -98,7 +98,7 @@ def test_solved_notebooks_pass_every_check_when_run(executed_lab):
             if payload:
                 assert payload["passed"], payload
                 seen.add(payload["exercise"])
-    assert seen == set(EXERCISES)
+    assert seen == {k for k, ex in EXERCISES.items() if ex.notebook in NOTEBOOKS}  # the lab's; 07's: tests/lm
 
 
 def test_no_stderr_and_no_errors_in_the_executed_notebooks(executed_lab):

@@ -59,3 +59,11 @@ def choose_deployment(rows, teacher_accuracy, max_latency_ms, min_retention):
             if best is None or (row["accuracy"], -row["p50_ms"]) > (best["accuracy"], -best["p50_ms"]):
                 best = row
     return None if best is None else best["name"]
+
+
+def masked_reverse_kl(student_logits, teacher_logits, mask):
+    q_log = torch.log_softmax(student_logits.to(torch.float32), -1)
+    p_log = torch.log_softmax(teacher_logits.to(torch.float32), -1)
+    kl = torch.sum(torch.exp(q_log) * (q_log - p_log), dim=-1)
+    real = mask.to(kl.dtype)
+    return torch.sum(kl * real) / torch.clamp(torch.sum(real), min=1.0)

@@ -9,7 +9,6 @@ folder and the secret appears nowhere; the batch finishes within a few timeouts.
 """
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -20,13 +19,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdlab.config import NOTEBOOKS, seed_for_student
+from kdlab.config import NOTEBOOKS
 from kdlab.course.assignments import cell_source, exercise_cells
 from kdlab.course.reported import RESULT_MIME, TABLE_MIME
 from kdlab.exercises import EXERCISES
+from kdlab.lm.config import LM_NOTEBOOK
 from kdlab.grading.grader import Settings, grade_all, grade_student, load_rubric
 from kdlab.grading.sandbox import Limits, Sandbox, bwrap_works
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "kdlab-secret-7f3a9c"  # an instructor variable the child must never see
 TIMEOUT = 10.0  # per exercise: the endless loop costs this much
 
@@ -43,15 +44,19 @@ def _copy_submission(root: Path, results_path: Path, dest: Path, own_run: bool =
     return dest
 
 
+def _load_benchmark():
+    """benchmarks/grading.py, whose ``own_run`` makes a copied submission a student's own run (one definition for the
+    benchmark's class and these tests)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grading_benchmark", ROOT / "benchmarks" / "grading.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _as_own_run(path: Path, student: str) -> None:
-    results = json.loads(path.read_text())
-    seed = seed_for_student(student)
-    results["config"].update(student_id=student, student_seed=seed)
-    for entry in results["students"].values():
-        entry["seed"] = seed
-        i = seed % len(entry["predictions"])  # one sentence of its own differs
-        entry["predictions"] = [*entry["predictions"][:i], 1 - entry["predictions"][i], *entry["predictions"][i + 1:]]
-    path.write_text(json.dumps(results))
+    _load_benchmark().own_run(path, path, student)
 
 
 def _replace_exercise(folder: Path, exercise: str, source: str) -> None:
@@ -62,6 +67,16 @@ def _replace_exercise(folder: Path, exercise: str, source: str) -> None:
     nb.cells[exercise_cells(nb)[exercise]].source = f"### BEGIN SOLUTION\n{source}\n### END SOLUTION\n"
     nbformat.write(nb, folder / name)
 
+
+FORWARD_NOT_REVERSE = '''import torch.nn.functional as F
+
+
+def masked_reverse_kl(student_logits, teacher_logits, mask):
+    log_p_s = F.log_softmax(student_logits.float(), dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.float(), dim=-1)
+    per_token = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+    return (per_token * mask).sum() / mask.sum()
+'''
 
 WRONG_KD = '''import torch.nn.functional as F
 
@@ -233,6 +248,13 @@ def gradebook(executed_lab, tmp_path_factory):
     assert edited == 2
     nbformat.write(nb, olga / "03-Inference.ipynb")
     _copy_submission(root, results_path, subs / "trudy", own_run=False)  # alice's run, handed in as trudy's
+    from kdlab.course.assignments import write_solutions
+
+    quinn = _copy_submission(root, results_path, subs / "quinn")  # + the optional 07, answered (not executed)
+    write_solutions(ROOT, quinn, [LM_NOTEBOOK], Path(__file__).with_name("honest_solutions.py"))
+    rita = _copy_submission(root, results_path, subs / "rita")  # + 07 with forward KL where reverse is asked
+    write_solutions(ROOT, rita, [LM_NOTEBOOK], Path(__file__).with_name("honest_solutions.py"))
+    _replace_exercise(rita, "masked_reverse_kl", FORWARD_NOT_REVERSE)
     peggy = _copy_submission(root, results_path, subs / "peggy")  # a notebook over the size limit
     with open(peggy / "02-Distill.ipynb", "a") as fh:
         fh.write(" " * (51 << 20))
@@ -252,6 +274,9 @@ def gradebook(executed_lab, tmp_path_factory):
     with open(out / "gradebook.csv", newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     return {g.student: g for g in grades}, rows, out, subs, seconds, sandbox, work, leak
+
+
+LAB_EXERCISES = sorted(k for k, ex in EXERCISES.items() if ex.notebook in NOTEBOOKS)  # the optional 07's: below
 
 
 def _item(grade, item):
@@ -277,7 +302,7 @@ def test_gradebook_has_a_row_per_student_and_points_possible(gradebook):
 def test_honest_submission_scores_everything(gradebook):
     grades, rows, *_ = gradebook
     alice = grades["alice"]
-    for exercise in EXERCISES:
+    for exercise in LAB_EXERCISES:
         assert _item(alice, exercise).passed, _item(alice, exercise).message
     assert all(i.passed for i in alice.items if i.item == "executed")
     assert alice.flags == ["the same run as trudy's (identical students' predictions): a copied run, or one shared "
@@ -398,7 +423,7 @@ def test_wrong_profile_gets_a_clear_row(executed_lab, tmp_path):
 
 def test_exercise_cells_are_found_in_the_honest_notebooks(executed_lab):
     root, _ = executed_lab
-    for exercise in EXERCISES.values():
+    for exercise in (EXERCISES[k] for k in LAB_EXERCISES):
         nb = nbformat.read(root / exercise.notebook, as_version=4)
         assert "raise NotImplementedError" not in cell_source(nb.cells[exercise_cells(nb)[exercise.id]])
 
@@ -426,3 +451,13 @@ def test_a_class_of_runs_pools_into_one_multi_seed_study(executed_lab, tmp_path)
     assert {(c["a"], c["b"]) for _, c in pooled["comparisons"].iterrows()} >= {("minilm", "ce")}
     assert any("trudy: the same run as alice's" in n for n in pooled["notes"])
     assert "multi-seed study (3 runs)" in (tmp_path / "class.md").read_text()
+
+
+def test_the_optional_lm_notebook_is_graded_when_handed_in_and_costs_nothing_when_not(gradebook):
+    grades, *_ = gradebook
+    alice, quinn, rita = grades["alice"], grades["quinn"], grades["rita"]
+    assert not [i for i in alice.items if i.item == "masked_reverse_kl"]
+    assert _item(quinn, "masked_reverse_kl").passed, _item(quinn, "masked_reverse_kl").message
+    assert quinn.max_points > alice.max_points and quinn.total > alice.total
+    wrong = _item(rita, "masked_reverse_kl")
+    assert not wrong.passed and wrong.points == 0 and wrong.message

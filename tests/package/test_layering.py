@@ -23,10 +23,11 @@ LAYERS = (
     ("metrics", ("kdlab.metrics",)),
     ("distillation", ("kdlab.distillation",)),
     ("measurement", ("kdlab.measurement",)),
+    ("language models", ("kdlab.lm",)),
     ("compression", ("kdlab.compression",)),
     ("exercises", ("kdlab.exercises",)),
     ("course", ("kdlab.course",)),
-    ("notebooks", ("kdlab.lab", "kdlab.tables", "kdlab.plots", "kdlab.display", "kdlab.report")),
+    ("notebooks", ("kdlab.lab", "kdlab.lm_lab", "kdlab.tables", "kdlab.plots", "kdlab.lm_plots", "kdlab.display", "kdlab.report")),
     ("grading", ("kdlab.grading",)),
     ("command line", ("kdlab.cli", "kdlab.__main__")),
 )

@@ -1,0 +1,128 @@
+"""Token-level distillation losses for causal language models, as plain functions of tensors.
+
+Shapes: ``student_logits`` and ``teacher_logits`` are ``[B, S, V]`` (already aligned: position j of both predicts
+token j + 1), ``mask`` is ``[B, S]`` (1 where position j is a real target). With p = the teacher's next-token
+distribution softmax(z_t / T) and q = the student's softmax(z_s / T), per position:
+
+- forward KL    KL(p ‖ q) = Σ_v p_v (log p_v − log q_v)          mean-seeking: q must cover all of p
+- reverse KL    KL(q ‖ p) = Σ_v q_v (log q_v − log p_v)          mode-seeking: q may drop modes of p
+- generalized JSD(β) = β KL(p ‖ m) + (1 − β) KL(q ‖ m), m = β p + (1 − β) q  (Agarwal et al. 2024, GKD; TRL's
+  convention: β = 0 is taken as forward KL and β = 1 as reverse KL — the formula itself vanishes at both ends)
+- skew forward KL(α) = KL(p ‖ α p + (1 − α) q); skew reverse KL(α) = KL(q ‖ α q + (1 − α) p)  (DistiLLM, Ko et al.
+  2024: α ≈ 0.1 keeps the mixture away from 0 where q is, so its gradient stays bounded)
+
+**Reduction**: the per-position values are summed over the real targets and divided by ``num_items`` — the number
+of targets in the whole (accumulated) batch, which ``transformers.Trainer`` passes as ``num_items_in_batch`` — or by
+this batch's own count when None. Dividing each micro-batch by its own count and averaging them instead gives a
+different loss when micro-batches hold different numbers of tokens (trl #4719): tests/lm pins accumulation 1 vs 2.
+
+**Temperature**: at T ≠ 1 the loss is multiplied by T² (Hinton et al. 2015: the gradients then keep their size
+as T changes, as in the lab's classification KD). TRL's GKD/Distillation trainers compute their loss at T = 1 and
+use ``temperature`` only to sample; at T = 1 the two conventions are the same loss.
+
+**Precision**: every softmax is taken in fp32 (an autocast fp16 logit tensor is upcast first), and terms with a
+zero probability contribute exactly 0 (``p·log p`` → 0 and no ``0 · −inf`` NaN), so masked vocabulary rows
+(−inf logits) are safe. An all-zero mask gives a loss of 0 with a gradient, not 0/0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+KINDS = ("forward", "reverse", "jsd", "skew-forward", "skew-reverse")
+
+
+def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(z / T) in fp32, ``[..., V]``."""
+    return torch.log_softmax(logits.float() / temperature, dim=-1)
+
+
+def _kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Σ_v p_v (log p_v − log q_v) over the last dimension, 0 where p_v = 0. ``[..., V]`` → ``[...]``."""
+    p = log_p.exp()
+    # the log-ratio is zeroed where p = 0 before multiplying, so neither the value nor its gradient meets 0·∞
+    return (p * torch.where(p > 0, log_p - log_q, torch.zeros_like(p))).sum(-1)
+
+
+def _mixture(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
+    """log(w·a + (1 − w)·b) computed from log a and log b (stable)."""
+    return torch.logsumexp(torch.stack([log_a + math.log(weight_a), log_b + math.log1p(-weight_a)]), dim=0)
+
+
+def per_token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: str = "forward",
+                         temperature: float = 1.0, beta: float = 0.5, alpha: float = 0.1) -> torch.Tensor:
+    """The divergence of ``kind`` at every position, ``[B, S]`` (unreduced, unmasked, without the T² factor)."""
+    log_q = log_probs(student_logits, temperature)
+    log_p = log_probs(teacher_logits, temperature)
+    if kind == "forward" or (kind == "jsd" and beta == 0):
+        return _kl(log_p, log_q)
+    if kind == "reverse" or (kind == "jsd" and beta == 1):
+        return _kl(log_q, log_p)
+    if kind == "jsd":
+        log_m = _mixture(log_p, log_q, beta)
+        return beta * _kl(log_p, log_m) + (1 - beta) * _kl(log_q, log_m)
+    if kind == "skew-forward":
+        return _kl(log_p, log_q if alpha == 0 else _mixture(log_p, log_q, alpha))
+    if kind == "skew-reverse":
+        return _kl(log_q, log_p if alpha == 0 else _mixture(log_q, log_p, alpha))
+    raise ValueError(f"kind={kind!r}: use one of {', '.join(KINDS)}.")
+
+
+def reduce_tokens(values: torch.Tensor, mask: torch.Tensor, num_items=None) -> torch.Tensor:
+    """Σ over real targets of ``values`` [B, S], divided by ``num_items`` (the accumulated batch's target count)
+    or by this batch's count; 0 (with a gradient) when there is no target."""
+    mask = mask.to(values.dtype)
+    total = (values * mask).sum()
+    count = num_items if num_items is not None else mask.sum()
+    if isinstance(count, torch.Tensor):
+        count = count.to(total.device, total.dtype)
+    return total / (count.clamp_min(1) if isinstance(count, torch.Tensor) else max(count, 1))
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                      kind: str = "forward", temperature: float = 1.0, beta: float = 0.5, alpha: float = 0.1,
+                      num_items=None) -> torch.Tensor:
+    """The token-level KD loss: ``per_token_divergence`` reduced over the real targets (``reduce_tokens``), × T²
+    when T ≠ 1. Scalar."""
+    values = per_token_divergence(student_logits, teacher_logits, kind, temperature, beta, alpha)
+    return reduce_tokens(values, mask, num_items) * (temperature**2 if temperature != 1 else 1.0)
+
+
+def cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, num_items=None):
+    """CE of the next tokens ``targets`` [B, S] (any value where ``mask`` is 0), reduced as the KD losses."""
+    nll = -log_probs(student_logits).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return reduce_tokens(nll, mask, num_items)
+
+
+def sparse_forward_kl(student_logits: torch.Tensor, top_ids: torch.Tensor, top_log_probs: torch.Tensor,
+                      mask: torch.Tensor, num_items=None) -> torch.Tensor:
+    """Forward KL from a cached top-k teacher: ``top_ids`` ``[B, S, k]`` (long) and ``top_log_probs`` ``[B, S, k]``
+    (the teacher's log p of those tokens at T = 1).
+
+    Both distributions are coarsened to the k cached tokens plus one bucket "every other token": p_rest =
+    1 − Σ_k p_k, q_rest = Σ_{v not cached} q_v (a logsumexp over the student's other logits, exact), and
+    KL = Σ_k p_k (log p_k − log q_k) + p_rest (log p_rest − log q_rest). With k = V it is the full forward KL; with
+    k < V it is a lower bound that still pushes the student's leftover mass to the teacher's."""
+    log_q = log_probs(student_logits)
+    top_ids = top_ids.long()
+    top_log_p = top_log_probs.float()
+    log_q_top = log_q.gather(-1, top_ids)
+    rest = log_q.scatter(-1, top_ids, float("-inf"))
+    log_q_rest = torch.logsumexp(rest, dim=-1, keepdim=True)
+    p_rest = (1 - top_log_p.exp().sum(-1, keepdim=True)).clamp_min(0)
+    # no other token left (k = V), or only rounding left (fp16 log p summing to ~1): the bucket is empty
+    p_rest = torch.where(torch.isinf(log_q_rest) | (p_rest < 1e-6), torch.zeros_like(p_rest), p_rest)
+    log_p_rest = torch.log(p_rest.clamp_min(1e-30))
+    log_p = torch.cat([top_log_p, log_p_rest], -1)
+    log_q_all = torch.cat([log_q_top, log_q_rest], -1)
+    p = torch.cat([top_log_p.exp(), p_rest], -1)
+    terms = p * torch.where(p > 0, log_p - log_q_all, torch.zeros_like(p))
+    return reduce_tokens(terms.sum(-1), mask, num_items)
+
+
+def masked_reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor):
+    """The exercise's reference: mean over real targets of KL(q ‖ p) at T = 1 (``distillation_loss`` with
+    ``kind="reverse"``)."""
+    return distillation_loss(student_logits, teacher_logits, mask, kind="reverse")
