@@ -141,3 +141,26 @@ def test_valid_negative_layer_index(tiny_teacher):
 def test_non_bert_model_raises():
     with pytest.raises(KDLabError, match="encoder.layer"):
         QKVCapture(torch.nn.Linear(3, 3))
+
+
+def test_capture_of_a_pruned_layer_uses_its_own_head_count(tiny_tokenizer, batch):
+    """Issue 24: a tiny BERT pruned from 4 heads to 2 in its last layer: its Q/K/V are [B, 2, S, 16] (not the
+    config's 4 heads of 8), and q·kᵀ of those heads reproduces the pruned model's own eager attention."""
+    from kdlab.compression.pruning import prune_model
+
+    model = build_tiny_bert(len(tiny_tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, seed=2)
+    model.set_attn_implementation("eager")
+    prune_model(model, {"heads": [[0, 1, 2, 3], [1, 3]], "neurons": [list(range(64)), list(range(64))]})
+    model.eval()
+    assert model.config.num_attention_heads == 4  # the config still says 4: capture must not trust it
+    with QKVCapture(model) as cap:
+        with torch.no_grad():
+            out = model(**batch, output_attentions=True)
+        q, k, v = cap.qkv()
+    b, s = batch["input_ids"].shape
+    assert q.shape == k.shape == v.shape == (b, 2, s, 16)
+    mask = batch["attention_mask"]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(16)
+    scores = scores + (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    torch.testing.assert_close(scores.softmax(-1), out.attentions[-1], rtol=0, atol=1e-5)
