@@ -154,6 +154,40 @@ def answers(run_dir: str | Path) -> dict[str, str]:
                    f"{', '.join(fits) or 'none'}. With P50 instead of P95 the budget is easier to meet (P95 is the "
                    "tail users notice; on a shared CPU it can be several times the P50), so the choice can change; "
                    f"the run's own rule (04) chose `{found['choice'] or 'nothing'}`.")
+    out.update(lm_answers(run_dir))
+    return out
+
+
+def lm_answers(run_dir: str | Path) -> dict[str, str]:
+    """R7.1 and R7.2 (the optional 07) from ``<run_dir>/lm/students/<regime>/seed-*/kdlab.json``; empty when 07 has not
+    run."""
+    import statistics
+
+    metrics: dict[str, list[dict]] = {}
+    for path in sorted((Path(run_dir) / "lm" / "students").glob("*/seed-*/kdlab.json")):
+        record = json.loads(path.read_text())
+        metrics.setdefault(record["regime"], []).append(record["metrics"])
+    if "ce" not in metrics or "kd-forward" not in metrics:
+        return {}
+
+    def mean(regime, key):
+        return statistics.fmean(m[key] for m in metrics[regime]) if regime in metrics else float("nan")
+
+    ce, fwd = mean("ce", "perplexity"), mean("kd-forward", "perplexity")
+    seeds = min(len(metrics["ce"]), len(metrics["kd-forward"]))
+    out = {"R7.1": (f"Held-out perplexity: `kd-forward` {fwd:.1f} against `ce` {ce:.1f} ({fwd - ce:+.1f}; "
+                    f"{seeds} seed{'s' if seeds > 1 else ''} here). The students see a small slice of the text, so CE "
+                    "alone overfits it, while the teacher's distributions carry what it learned from the rest: a gap "
+                    "this size is far outside the seed-to-seed spread BENCHMARKS.md measures (a few tenths of a "
+                    "perplexity point); a gap of a point or two would need the paired interval before it meant "
+                    "anything.")}
+    rows = [f"`{r}` distinct-2 {mean(r, 'distinct_2'):.3f}, teacher NLL {mean(r, 'teacher_nll_of_samples'):.3f}"
+            for r in ("kd-forward", "kd-reverse", "onpolicy") if r in metrics]
+    out["R7.2"] = ("; ".join(rows) + ". Mode-seeking predicts lower distinct-2 for reverse KL; here the regimes "
+                   "barely differ, because a student that can match the teacher almost exactly (2 blocks, a 4,096-token "
+                   "vocabulary, the same start) has no reason to choose a mode: forward and reverse KL have the same "
+                   "minimum when q = p is reachable. The difference shows when the student is too small to cover the "
+                   "teacher (the two-mode picture), with a large vocabulary, or in long generations.")
     return out
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdlab.artifacts import atomic_write_json
+from kdlab.environment import coerce, json_object
 from kdlab.errors import KDLabError
 from kdlab.validation import (
     RELATION_KINDS,
@@ -335,27 +336,6 @@ def default_profile() -> str:
     return "full" if torch.cuda.is_available() else "cpu"
 
 
-_OPTIONAL_INTS = ("max_train_samples", "max_eval_samples", "teacher_train_samples", "labelled_train_samples",
-                  "num_threads", "eval_steps", "save_steps")
-
-
-def _coerce(name: str, value: str, template, env: str = ""):
-    """Turn an environment string into the type of the field's default (errors name the variable ``env``)."""
-    if name in _OPTIONAL_INTS and value.lower() in ("none", "all"):
-        return None
-    try:
-        if isinstance(template, bool):
-            return value.lower() in ("1", "true", "yes")
-        if isinstance(template, float):
-            return float(value)
-        if isinstance(template, int) or name in _OPTIONAL_INTS:
-            return int(value)
-    except ValueError as exc:
-        raise KDLabError(f"{env or name}={value!r}: expected a number for {name} (or 'none' for all where "
-                         "that makes sense).") from exc
-    return value
-
-
 def _build(values: dict, source: str) -> KDConfig:
     known = {f.name for f in dataclasses.fields(KDConfig)}
     unknown = sorted(set(values) - known)
@@ -366,16 +346,7 @@ def _build(values: dict, source: str) -> KDConfig:
 
 def _env_overrides() -> dict:
     """Fields from ``$KDLAB_OVERRIDES`` (a JSON object); KDLabError naming the variable when it is not one."""
-    raw = os.environ.get(OVERRIDES_ENV, "").strip()
-    if not raw:
-        return {}
-    try:
-        values = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise KDLabError(f"{OVERRIDES_ENV}={raw!r} is not JSON: write an object such as "
-                         f"{OVERRIDES_ENV}='{{\"warmup_steps\": 50}}' ({exc.msg}).") from exc
-    if not isinstance(values, dict):
-        raise KDLabError(f"{OVERRIDES_ENV} must be a JSON object of config fields, got {raw!r}.")
+    values = json_object(OVERRIDES_ENV, '{"warmup_steps": 50}')
     known = {f.name for f in dataclasses.fields(KDConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -400,7 +371,7 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
     defaults = KDConfig()
     for env, field_name in ENV_OVERRIDES.items():
         if os.environ.get(env) not in (None, ""):
-            values[field_name] = _coerce(field_name, os.environ[env], getattr(defaults, field_name), env)
+            values[field_name] = coerce(field_name, os.environ[env], getattr(defaults, field_name), env)
     # A quick run with fewer student sentences should not fine-tune the teacher on all of them, and keeps the
     # profile's share of labelled student sentences (cpu: 4,000 of 16,000 -> a quarter of the cap).
     cap = values.get("max_train_samples") if os.environ.get("KDLAB_MAX_TRAIN_SAMPLES") else None

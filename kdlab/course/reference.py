@@ -83,3 +83,30 @@ def export_reference(summaries: dict[str, str | Path], settings: dict[str, str] 
                     "summary": summary["summary"], "comparisons": summary["comparisons"]}
     REFERENCE_FILE.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return REFERENCE_FILE
+
+
+def timing_entry(results: dict, step_seconds: float, machine: str, date: str) -> dict:
+    """One profile's entry of ``lab_timing.json`` from a finished ``kdlab run`` (its ``results.json``:
+    ``wall_seconds`` per notebook and ``teacher_finetune.train_seconds``) and this machine's calibrated step time
+    (``kdlab.measurement.calibration.step_seconds``, measured right after the run on the same machine)."""
+    from kdlab.errors import KDLabError
+
+    wall = results.get("wall_seconds")
+    if not isinstance(wall, dict) or not any(name.endswith(".ipynb") for name in wall):
+        raise KDLabError("results.json holds no notebook times: time a whole run with `python -m kdlab run "
+                         "--profile <profile>` first (a run made in JupyterLab records none).")
+    notebooks = {name: round(float(s), 1) for name, s in wall.items() if name.endswith(".ipynb")}
+    finetune = (results.get("teacher_finetune") or {}).get("train_seconds") or 0.0
+    return {"machine": machine, "date": date, "step_seconds": round(float(step_seconds), 4),
+            "notebook_seconds": notebooks, "teacher_finetune_seconds": round(float(finetune), 1),
+            "total_seconds": round(float(wall.get("total", sum(notebooks.values()))), 1)}
+
+
+def export_lab_timing(profile: str, entry: dict, path: str | Path = TIMING_FILE) -> Path:
+    """Write (or replace) ``profile``'s entry of ``lab_timing.json``, keeping the other profiles'."""
+    from kdlab.artifacts import atomic_write_text
+
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data[profile] = entry
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")

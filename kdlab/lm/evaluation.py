@@ -24,11 +24,12 @@ from kdlab.lm import losses
 
 
 @torch.inference_mode()
-def perplexity(model, dataset, collator, rows: int, batch_size: int = 32, device=None) -> dict:
-    """``{"nll", "perplexity", "tokens"}`` of ``model`` on ``dataset`` (see the module docstring)."""
+def per_example_nll(model, dataset, collator, rows: int, batch_size: int = 32, device=None) -> tuple[list, list]:
+    """``(nll_sums, token_counts)``: for each example of ``dataset``, the summed −log p of its real targets and their
+    number (what a paired bootstrap over held-out sentences resamples)."""
     device = device or next(model.parameters()).device
     model = model.eval()
-    total, count = 0.0, 0
+    sums, counts = [], []
     for start in range(0, len(dataset), batch_size):
         batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         logits = model(input_ids=batch["input_ids"].to(device),
@@ -36,10 +37,39 @@ def perplexity(model, dataset, collator, rows: int, batch_size: int = 32, device
         targets = batch["labels"][:, 1:].to(device)
         mask = targets != -100
         nll = -losses.log_probs(logits).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-        total += float((nll * mask).sum())
-        count += int(mask.sum())
-    nll = total / max(1, count)
-    return {"nll": nll, "perplexity": math.exp(nll), "tokens": count}
+        sums += (nll * mask).sum(-1).tolist()
+        counts += mask.sum(-1).tolist()
+    return sums, counts
+
+
+@torch.inference_mode()
+def perplexity(model, dataset, collator, rows: int, batch_size: int = 32, device=None) -> dict:
+    """``{"nll", "perplexity", "tokens"}`` of ``model`` on ``dataset`` (see the module docstring)."""
+    sums, counts = per_example_nll(model, dataset, collator, rows, batch_size, device)
+    nll = sum(sums) / max(1, sum(counts))
+    return {"nll": nll, "perplexity": math.exp(nll), "tokens": int(sum(counts))}
+
+
+def paired_nll_bootstrap(a, b, counts, n_boot: int = 4000, seed: int = 0) -> dict:
+    """Paired comparison of two regimes' held-out NLL per token (nats), ``a`` − ``b``, from per-example sums
+    ``a``, ``b`` ``[seeds, examples]`` and token counts ``counts`` ``[examples]``: the mean difference, and a 95%
+    interval and two-sided p of a bootstrap that resamples seeds and sentences (as the lab's accuracy comparisons
+    do). Negative: ``a`` is better (lower NLL)."""
+    import numpy as np
+
+    a, b, counts = np.asarray(a, float), np.asarray(b, float), np.asarray(counts, float)
+    diff = (a - b).sum(1) / counts.sum()  # per seed, nats per token
+    rng = np.random.default_rng(seed)
+    n_seeds, n_ex = a.shape
+    boot = np.empty(n_boot)
+    for i in range(n_boot):
+        s = rng.integers(0, n_seeds, n_seeds)
+        e = rng.integers(0, n_ex, n_ex)
+        boot[i] = ((a[s][:, e] - b[s][:, e]).sum(1) / counts[e].sum()).mean()
+    low, high = np.quantile(boot, [0.025, 0.975])
+    p = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean()))
+    return {"mean_diff_nll": float(diff.mean()), "sd_diff_nll": float(diff.std(ddof=1)) if n_seeds > 1 else 0.0,
+            "wins": int((diff < 0).sum()), "boot_low": float(low), "boot_high": float(high), "boot_p": float(p)}
 
 
 @torch.inference_mode()
@@ -90,12 +120,13 @@ def forward_tokens_per_second(model, batch_size: int, seq_len: int, repeats: int
     ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_len), device=device)
     sync = sync_for(torch.device(device) if isinstance(device, str) else device)
     model = model.eval()
-    model(input_ids=ids)
+    mask = torch.ones_like(ids)
+    model(input_ids=ids, attention_mask=mask)
     times = []
     for _ in range(repeats):
         sync()
         start = time.perf_counter()
-        model(input_ids=ids)
+        model(input_ids=ids, attention_mask=mask)
         sync()
         times.append(time.perf_counter() - start)
     return batch_size * seq_len / statistics.median(times)

@@ -59,7 +59,9 @@ def train_gkd(ctx, seed: int, output_dir, steps: int | None = None):
         logging_steps=cfg.logging_steps, save_strategy="no", report_to=[], use_cpu=not cuda,
         fp16=bool(cfg.fp16 and cuda), disable_dropout=True, dataloader_num_workers=0,
     )
-    teacher = ctx.teacher
+    import copy
+
+    teacher = copy.deepcopy(ctx.teacher)  # TRL prepares (and changes) the teacher it is given: the caller's stays as it was
     trainer = GKDTrainer(model=student, teacher_model=teacher, args=args, train_dataset=chat_dataset(ctx),
                          processing_class=ctx.tokenizer)
     start = time.perf_counter()

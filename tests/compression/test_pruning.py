@@ -194,3 +194,12 @@ def test_06s_variants_join_the_one_deployment_verdict():
     assert names["06: distilled + pruned + INT8"]["p50_ms"] == pytest.approx(5.0)
     found = verdict(results)  # budget 10 ms, the course's 97% (no reference matches this made-up config)
     assert found["budget_ms"] == pytest.approx(10.0) and found["choice"] == "06: distilled + pruned + INT8"
+
+
+def test_importance_scores_leave_the_callers_teacher_as_it_was(model):
+    """Issue 24 §3: scoring with a teacher puts it in eval mode on the scoring device for the pass only."""
+    teacher = build_tiny_bert(100, num_labels=2, seed=4, intermediate_size=64).train()
+    before = [p.data_ptr() for p in teacher.parameters()]
+    importance_scores(model, _batches(), teacher=teacher)
+    assert teacher.training and [p.data_ptr() for p in teacher.parameters()] == before
+    assert next(teacher.parameters()).device.type == "cpu"

@@ -58,3 +58,19 @@ def test_the_class_plan_and_objectives_name_cells_that_exist():
         text = (ROOT / notebook).read_text()
         assert heading in text, (notebook, heading)
     assert len(re.findall(r"^\| \d \|", objectives, re.M)) == 7
+
+
+def test_the_lm_reflections_are_answered_from_the_lm_runs(tmp_path):
+    kit = _kit()
+    assert kit.lm_answers(tmp_path) == {}  # 07 not run: nothing claimed
+    for regime, ppl, d2 in (("ce", 390.0, 0.93), ("kd-forward", 260.5, 0.936), ("kd-reverse", 261.0, 0.935)):
+        for seed in (42, 43):
+            folder = tmp_path / "lm" / "students" / regime / f"seed-{seed}"
+            folder.mkdir(parents=True)
+            (folder / "kdlab.json").write_text(json.dumps({"regime": regime, "metrics": {
+                "perplexity": ppl + seed - 42, "distinct_2": d2, "teacher_nll_of_samples": 5.5}}))
+    found = kit.lm_answers(tmp_path)
+    assert "`kd-forward` 261.0 against `ce` 390.5 (-129.5; 2 seeds here)" in found["R7.1"]
+    assert "`kd-reverse` distinct-2 0.935" in found["R7.2"] and "onpolicy" not in found["R7.2"]
+    nb = nbformat.read(ROOT / "advanced" / "07-LLM-Distillation.ipynb", as_version=4)
+    assert set(reflections(nb)) == set(found)

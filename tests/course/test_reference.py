@@ -81,3 +81,30 @@ def test_the_retention_target_comes_from_the_measured_spread_so_no_seed_fails_it
                "students": {"minilm": {"accuracy": 0.866, "acc_low": 0.84, "acc_high": 0.89}}}
     check = next(c for c in targets(results) if "retention" in c["target"])
     assert check["met"]  # the deterministic default run (86.6%, 96.9%) no longer misses by design
+
+
+def test_a_timed_run_becomes_the_reference_the_estimate_reads(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from kdlab import lab
+    from kdlab.course import reference
+    from kdlab.errors import KDLabError
+
+    results = {"wall_seconds": {"01-Setup.ipynb": 300.04, "02-Distill.ipynb": 700, "03-Inference.ipynb": 40,
+                                "04-Benchmark.ipynb": 80, "total": 1125.5},
+               "teacher_finetune": {"train_seconds": 250.0}}
+    entry = reference.timing_entry(results, 0.25, "box", "2026-12-02")
+    assert entry["notebook_seconds"]["01-Setup.ipynb"] == 300.0 and entry["total_seconds"] == 1125.5
+    assert entry["teacher_finetune_seconds"] == 250.0 and entry["step_seconds"] == 0.25
+    path = tmp_path / "lab_timing.json"
+    path.write_text(json.dumps({"smoke": {"kept": True}}))
+    reference.export_lab_timing("cpu", entry, path)
+    saved = json.loads(path.read_text())
+    assert saved["smoke"] == {"kept": True} and saved["cpu"] == entry
+    monkeypatch.setattr(reference, "TIMING_FILE", path)
+    found = lab.time_estimate(lab.setup("cpu", runs_dir=str(tmp_path / "runs")), seconds=0.5)
+    assert found["ratio"] == 2.0 and found["notebooks"]["02-Distill.ipynb"][1] == pytest.approx(1.25 * 700 * 2 / 60)
+    with pytest.raises(KDLabError, match="python -m kdlab run"):
+        reference.timing_entry({"wall_seconds": {"total": 3}}, 0.2, "box", "2026-12-02")

@@ -140,3 +140,14 @@ def test_deep_mutual_learning_trains_two_peers(tmp_path, finetuned_teacher):
     assert result.history and {"peer0_kl", "peer1_ce"} <= set(result.history[0])
     with pytest.raises(KDLabError, match="two peers"):
         deep_mutual_learning(cfg, peers[:1], tokenizer, _small())
+
+
+@pytest.mark.parametrize("setting", [{"temperature_schedule": "anneal"}, {"kd_style": "mse"}])
+def test_ensemble_refuses_settings_it_would_compute_wrongly(setting, tmp_path):
+    """Issue 24 §3: the ensemble's soft label is built at one T; an annealed T or the logits MSE would be wrong."""
+    from kdlab import lab
+    from kdlab.distillation.advanced import ensemble_distill
+
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), **setting)
+    with pytest.raises(KDLabError, match="temperature_schedule='constant' and kd_style='kl'"):
+        ensemble_distill(cfg, [], None, None)  # refused before any teacher or data is touched

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "kdlab"
 
 # Lowest first. A module belongs to the first entry that is its name or a package above it.
 LAYERS = (
-    ("foundation", ("kdlab", "kdlab.errors", "kdlab.artifacts", "kdlab.validation", "kdlab.config")),
+    ("foundation", ("kdlab", "kdlab.errors", "kdlab.artifacts", "kdlab.validation", "kdlab.environment", "kdlab.config")),
     ("data", ("kdlab.data",)),
     ("models", ("kdlab.models",)),
     ("metrics", ("kdlab.metrics",)),
