@@ -102,7 +102,8 @@ def _kdlab_inside(roots: list[Path]) -> Path | None:
 def bwrap_command(folder: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with ``folder`` mounted at ``/sandbox``."""
     cmd = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-           "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
+           "--cap-drop", "ALL", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr"]
+    # /tmp is an empty tmpfs first, so a Python or venv that lives under /tmp is bound back on top of it (read-only)
     for top in ("bin", "lib", "lib32", "lib64", "sbin"):
         path = Path("/") / top
         if path.is_symlink():
@@ -116,8 +117,7 @@ def bwrap_command(folder: Path, argv: list[str], env: dict[str, str]) -> list[st
     masked = _kdlab_inside(roots)
     if masked is not None:
         cmd += ["--tmpfs", str(masked)]
-    cmd += ["--bind", str(folder), INSIDE, "--chdir", INSIDE, "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
-            "--clearenv"]
+    cmd += ["--bind", str(folder), INSIDE, "--chdir", INSIDE, "--clearenv"]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
     return cmd + argv
