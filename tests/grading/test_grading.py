@@ -9,6 +9,7 @@ folder and the secret appears nowhere; the batch finishes within a few timeouts.
 """
 
 import csv
+import functools
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ def _copy_submission(root: Path, results_path: Path, dest: Path, own_run: bool =
     return dest
 
 
+@functools.cache
 def _load_benchmark():
     """benchmarks/grading.py, whose ``own_run`` makes a copied submission a student's own run (one definition for the
     benchmark's class and these tests)."""
