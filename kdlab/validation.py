@@ -1,60 +1,70 @@
-"""Validation of configuration values that needs no model: types, loss weights, the optional terms' settings, the
-schedule names, and the student specs a config may name (``tiny-random:...``, ``bilstm:...``). KDLabError names the
-field and what it must be (``kdlab.config.KDConfig.validate`` calls these; kdlab.models builds what the specs name)."""
+"""Checks of settings that need no model, shared by the lab's ``KDConfig`` and the LM part's ``LMConfig``: the
+loader (``build_config``: unknown names, then types by pydantic, then the class's own ``validate``), the loss
+settings (``check_loss``, for a config and for every ``DistillationLoss``), the relation kinds, and the student specs
+a config may name (``tiny-random:...``, ``bilstm:...``; kdlab.models builds what they name). Every KDLabError names
+the setting and what to write instead."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import typing
+
+from pydantic import TypeAdapter, ValidationError
 
 from kdlab.errors import KDLabError
 
 RELATION_KINDS = ("qq", "kk", "vv")  # MiniLMv2 relation heads: Q-Q, K-K and V-V self-attention relations
+RELATION_STYLES = ("kl", "mse")  # MiniLM's KL of relations, or the course text's MSE on attention and A·V
+KD_STYLES = ("kl", "mse")  # the KD term: Hinton's T²·KL, or Tang et al.'s logits MSE
+WEIGHT_SCHEDULES = ("constant", "staged", "soft-to-hard")  # kdlab.distillation.schedules computes them
+TEMPERATURE_SCHEDULES = ("constant", "anneal")
 
 
-_SCALARS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
-def _fits(value, annotation: str) -> bool:
-    """Whether ``value`` matches a field annotation of the forms kdlab uses (``int``, ``float | None``,
-    ``list[int]``, ``list[list[int]] | None``...). bool is not accepted as a number."""
-    for option in (a.strip() for a in annotation.split("|")):
-        if option == "None" and value is None:
-            return True
-        if option.startswith("list[") and isinstance(value, list):
-            inner = option[len("list["):-1]
-            if all(_fits(v, inner) for v in value):
-                return True
-        elif option in _SCALARS and isinstance(value, _SCALARS[option]):
-            if option in ("int", "float") and isinstance(value, bool):
-                continue
-            return True
-    return False
-
-
-def check_types(cfg) -> None:
-    """KDLabError naming the field, the value and the type it needs (before any comparison can raise TypeError)."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if not _fits(value, str(f.type)):
+def check_types(settings) -> None:
+    """KDLabError naming the field, the value and the type it needs, for the first field of the dataclass
+    instance ``settings`` whose value does not have its annotated type (pydantic, strict: no bool for a number,
+    no "3" for 3; an int is a float). Run before any check that compares values."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        try:
+            _adapter(hints[f.name]).validate_python(value, strict=True)
+        except ValidationError as exc:
             example = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            raise KDLabError(f"{f.name}={value!r} ({type(value).__name__}): it must be {f.type} "
-                             f"(e.g. {f.name}={example!r}).")
+            raise KDLabError(f"{f.name}={value!r} ({type(value).__name__}): it must be "
+                             f"{_type_name(hints[f.name])} (e.g. {f.name}={example!r}).") from exc
 
 
-def validate_loss_settings(temperature: float, alpha: float, beta: float, gamma: float, delta: float,
-                           **extra_weights: float) -> None:
-    """Reject a temperature <= 0, negative weights, or weights that are all zero.
+@functools.cache
+def _adapter(annotation) -> TypeAdapter:
+    return TypeAdapter(annotation)
 
-    ``extra_weights``: the optional terms' weights by name (``relation_weight=``, ``hidden_weight=``).
-    """
-    if not temperature > 0:
-        raise KDLabError(f"temperature={temperature}: the KD temperature must be > 0 (the lab uses T=4).")
-    weights = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta, **extra_weights}
-    negative = {k: v for k, v in weights.items() if v < 0}
-    if negative:
-        raise KDLabError(f"loss weights must be >= 0, got {negative}.")
-    if not any(v > 0 for v in weights.values()):
-        raise KDLabError(f"all loss weights are zero: at least one of {'/'.join(weights)} must be > 0.")
+
+def _type_name(annotation) -> str:
+    """``int``, ``list[int] | None``: the annotation as written."""
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("NoneType", "None")
+
+
+def refuse_unknown(cls, names, source: str) -> None:
+    """KDLabError listing the ``names`` that are not fields of ``cls``, each with its closest field name."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        matches = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+        close = "; ".join(f"{name!r}: did you mean {match[0]!r}?" for name, match in matches.items() if match)
+        raise KDLabError(f"unknown setting(s) {unknown} in {source}" + (f" ({close})" if close else "")
+                         + f". Known settings of {cls.__name__}: {', '.join(sorted(known))}.")
+
+
+def build_config(cls, values: dict, source: str):
+    """``cls(**values).validate()`` for a settings dataclass (KDConfig, LMConfig), after refusing names it does
+    not have (KDLabError with the closest known names) and values of the wrong type (``check_types``)."""
+    refuse_unknown(cls, values, source)
+    settings = cls(**values)
+    check_types(settings)
+    return settings.validate()
 
 
 def check_relation_kinds(kinds) -> list[str]:
@@ -73,58 +83,50 @@ def check_relation_kinds(kinds) -> list[str]:
     return kinds
 
 
-def validate_extra_terms(relation_weight: float, relation_heads: int | None, relation_kinds,
-                         relation_teacher_layer: int, relation_student_layer: int,
-                         hidden_layer_map: list | None) -> None:
-    """Checks of the relation-head and hidden-state settings that need no model (weights are checked by
-    ``validate_loss_settings``; layer ranges and widths by ``kdlab.distillation.trainer.check_distillation_setup``)."""
-    check_relation_kinds(relation_kinds)
-    if relation_heads is not None and (isinstance(relation_heads, bool) or not isinstance(relation_heads, int)
-                                       or relation_heads < 1):
-        raise KDLabError(f"relation_heads={relation_heads!r}: use a positive integer (or None when relation_weight=0).")
-    if relation_weight > 0 and relation_heads is None:
+
+def check_loss(settings, logits_weight_needed: bool = True) -> None:
+    """KDLabError for loss settings no run can use (``settings``: a KDConfig or a DistillationLoss, both
+    ``kdlab.config.LossSettings``): T <= 0, negative or all-zero weights, unknown styles or schedules, and the
+    relation/hidden settings that can be refused without a model (layer ranges and widths need both models:
+    ``check_distillation_setup`` in kdlab.distillation.trainer). ``logits_weight_needed``: refuse a ``staged``
+    schedule whose second stage (α·CE + β·KD) would train nothing."""
+    if not settings.temperature > 0:
+        raise KDLabError(f"temperature={settings.temperature}: the KD temperature must be > 0 (the lab uses T=4).")
+    weights = {"alpha": settings.alpha, "beta": settings.beta, "gamma": settings.gamma, "delta": settings.delta,
+               "relation_weight": settings.relation_weight, "hidden_weight": settings.hidden_weight}
+    negative = {k: v for k, v in weights.items() if v < 0}
+    if negative:
+        raise KDLabError(f"loss weights must be >= 0, got {negative}.")
+    if not any(v > 0 for v in weights.values()):
+        raise KDLabError(f"all loss weights are zero: at least one of {'/'.join(weights)} must be > 0.")
+    for name, allowed in (("relation_style", RELATION_STYLES), ("weight_schedule", WEIGHT_SCHEDULES),
+                          ("temperature_schedule", TEMPERATURE_SCHEDULES)):
+        if getattr(self, name) not in allowed:
+            raise KDLabError(f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}.")
+    if settings.kd_style not in KD_STYLES:
+        raise KDLabError(f"kd_style={settings.kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et "
+                         "al.).")
+    if not settings.final_temperature > 0:
+        raise KDLabError(f"final_temperature={settings.final_temperature}: the temperature at the end of an "
+                         "`anneal` schedule must be > 0 (e.g. 1).")
+    if logits_weight_needed and settings.weight_schedule == "staged" and settings.alpha + settings.beta == 0:
+        raise KDLabError("weight_schedule='staged' trains the relations first and then the logits terms, but "
+                         "alpha = beta = 0: give alpha or beta a weight, or use weight_schedule='constant'.")
+    check_relation_kinds(settings.relation_kinds)
+    if settings.relation_heads is not None and settings.relation_heads < 1:
+        raise KDLabError(f"relation_heads={settings.relation_heads!r}: use a positive integer (or None when "
+                         "relation_weight=0).")
+    if settings.relation_weight > 0 and settings.relation_heads is None:
         raise KDLabError(
             "relation_weight > 0 needs relation_heads: the number of MiniLMv2 relation heads, dividing both the "
             "teacher's and the student's hidden width (e.g. 12 for 384 and 768)."
         )
-    for name, value in (("relation_teacher_layer", relation_teacher_layer),
-                        ("relation_student_layer", relation_student_layer)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise KDLabError(f"{name}={value!r}: use an encoder layer index (0-based; -1 = last).")
-    if hidden_layer_map is not None:
-        pairs = list(hidden_layer_map)
-        bad = [p for p in pairs if not (isinstance(p, (list, tuple)) and len(p) == 2
-                                         and all(isinstance(i, int) and not isinstance(i, bool) for i in p))]
-        if not pairs or bad:
-            raise KDLabError(
-                f"hidden_layer_map={hidden_layer_map!r}: use a non-empty list of [student_index, teacher_index] "
-                "integer pairs over hidden states (0 = embeddings, L = last layer), e.g. [[1, 2], [2, 4]]."
-            )
-
-
-# --- the KD term's form and the schedules (kdlab.distillation.schedules computes them) -------------------------
-WEIGHT_SCHEDULES = ("constant", "staged", "soft-to-hard")
-TEMPERATURE_SCHEDULES = ("constant", "anneal")
-KD_STYLES = ("kl", "mse")  # the KD term: Hinton's T²·KL, or Tang et al.'s logits MSE
-
-
-def check_schedules(weight_schedule: str, temperature_schedule: str, final_temperature: float,
-                    kd_style: str = "kl", logits_weight: float | None = None) -> None:
-    """KDLabError for an unknown schedule name or KD style, a final temperature that is not > 0, or a ``staged``
-    schedule whose second stage would train nothing (``logits_weight`` = α + β is 0; None: not checked)."""
-    if kd_style not in KD_STYLES:
-        raise KDLabError(f"kd_style={kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et al.).")
-    if weight_schedule not in WEIGHT_SCHEDULES:
-        raise KDLabError(f"weight_schedule={weight_schedule!r}: use one of {', '.join(WEIGHT_SCHEDULES)}.")
-    if temperature_schedule not in TEMPERATURE_SCHEDULES:
-        raise KDLabError(f"temperature_schedule={temperature_schedule!r}: use one of "
-                         f"{', '.join(TEMPERATURE_SCHEDULES)}.")
-    if not final_temperature > 0:
-        raise KDLabError(f"final_temperature={final_temperature}: the temperature at the end of an `anneal` "
-                         "schedule must be > 0 (e.g. 1).")
-    if weight_schedule == "staged" and logits_weight == 0:
-        raise KDLabError("weight_schedule='staged' trains the relations first and then the logits terms, but "
-                         "alpha = beta = 0: give alpha or beta a weight, or use weight_schedule='constant'.")
+    if settings.hidden_layer_map is not None and (not settings.hidden_layer_map
+                                              or any(len(pair) != 2 for pair in settings.hidden_layer_map)):
+        raise KDLabError(
+            f"hidden_layer_map={settings.hidden_layer_map!r}: use a non-empty list of [student_index, teacher_index] "
+            "integer pairs over hidden states (0 = embeddings, L = last layer), e.g. [[1, 2], [2, 4]]."
+        )
 
 
 # --- students named by a spec in the config (built by kdlab.models) --------------------------------------------

@@ -13,23 +13,18 @@ Transformers" (attention distribution transfer + value relation, last layer).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from kdlab.config import VARIANTS
+from kdlab.config import VARIANTS, LossSettings
 from kdlab.distillation.relations import relation_heads_loss
 from kdlab.distillation.schedules import scheduled_temperature, scheduled_weights
-from kdlab.distillation.self_relations import _fp32, _masked_log_relation, _mean_over_real_queries, relation_kl  # noqa: F401
+from kdlab.distillation.self_relations import _fp32, _masked_log_relation, _mean_over_real_queries, relation_kl
 from kdlab.errors import KDLabError
-from kdlab.validation import (
-    RELATION_KINDS,
-    check_relation_kinds,
-    check_schedules,
-    validate_extra_terms,
-    validate_loss_settings,
-)
+from kdlab.validation import check_loss, check_relation_kinds, check_types
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -188,49 +183,26 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_inde
 
 
 @dataclass
-class DistillationLoss:
+class DistillationLoss(LossSettings):
     """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relation heads + λ_h·hidden], every component returned
     for logging.
 
-    ``relation_style="kl"`` uses MiniLM's KL losses; ``"mse"`` the course text's MSE on attention probabilities and on
-    A·V.
-    Optional cross-architecture terms: ``relation_weight`` · MiniLMv2 relation heads (``kdlab.distillation.relations``;
-    ``relation_heads`` relation heads over layer ``relation_teacher_layer`` / ``relation_student_layer``,
-    any head counts) and ``hidden_weight`` · hidden-state MSE through learned projections
-    (``kdlab.distillation.hidden``;
-    ``hidden_layer_map``). Terms whose weight is 0 are not computed.
+    Its settings are the fields of ``kdlab.config.LossSettings`` (declared there once, checked by
+    ``kdlab.validation.check_loss``); build it for a lab variant with ``from_config(cfg, variant)``.
+    ``relation_style="kl"`` uses MiniLM's KL losses, ``"mse"`` the course text's MSE on attention probabilities and
+    on A·V. Optional cross-architecture terms:
+    ``relation_weight`` · MiniLMv2 relation heads (``kdlab.distillation.relations``) and ``hidden_weight`` ·
+    hidden-state MSE through learned projections (``kdlab.distillation.hidden``). Terms whose weight is 0 are not
+    computed.
     """
 
-    temperature: float = 4.0
-    alpha: float = 0.1
-    beta: float = 0.4
-    gamma: float = 0.3
-    delta: float = 0.2
-    relation_style: str = "kl"
-    relation_weight: float = 0.0
-    relation_heads: int | None = None
-    relation_kinds: list[str] = field(default_factory=lambda: list(RELATION_KINDS))
-    relation_teacher_layer: int = -1
-    relation_student_layer: int = -1
-    hidden_weight: float = 0.0
-    hidden_layer_map: list[list[int]] | None = None
-    kd_style: str = "kl"  # "kl": Hinton's T²·KL of softened outputs; "mse": MSE of the logits (Tang et al. 2019)
-    weight_schedule: str = "constant"  # kdlab.distillation.schedules: "constant", "staged", "soft-to-hard"
-    temperature_schedule: str = "constant"  # "constant" or "anneal" (T → final_temperature)
-    final_temperature: float = 1.0
-
     def __post_init__(self):
-        check_schedules(self.weight_schedule, self.temperature_schedule, self.final_temperature, self.kd_style,
-                        logits_weight=self.alpha + self.beta if self.needs_inner_states else None)
-        validate_loss_settings(self.temperature, self.alpha, self.beta, self.gamma, self.delta,
-                               relation_weight=self.relation_weight, hidden_weight=self.hidden_weight)
-        if self.relation_style not in ("kl", "mse"):
-            raise KDLabError(f"relation_style={self.relation_style!r}: use 'kl' (MiniLM) or 'mse' (seed).")
         self.relation_kinds = check_relation_kinds(self.relation_kinds)  # a list: JSON round trips compare equal
         if self.hidden_layer_map is not None:
             self.hidden_layer_map = [list(pair) for pair in self.hidden_layer_map]
-        validate_extra_terms(self.relation_weight, self.relation_heads, self.relation_kinds,
-                             self.relation_teacher_layer, self.relation_student_layer, self.hidden_layer_map)
+        check_types(self)
+        # A `staged` schedule without inner terms keeps its weights (kdlab.distillation.schedules): no empty stage.
+        check_loss(self, logits_weight_needed=self.needs_inner_states)
 
     # The functions behind the KD and MiniLM terms; kdlab.distillation.custom swaps in a student's own.
     _kd = staticmethod(kd_loss)
@@ -239,26 +211,31 @@ class DistillationLoss:
 
     def settings(self) -> dict:
         """The loss's settings as saved with a run (what decides whether a saved run is reused)."""
-        out = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if vars(self).get("_swapped"):  # kdlab.distillation.custom: terms computed by a student's functions
             out["student_functions"] = list(vars(self)["_swapped"])
         return out
 
     @classmethod
-    def for_variant(cls, variant: str, temperature=4.0, alpha=0.1, beta=0.4, gamma=0.3, delta=0.2,
-                    relation_style="kl", schedules: dict | None = None, **extras) -> "DistillationLoss":
-        """``ce``: CE only (weight 1, no teacher); ``hinton``: α·CE + β·KD; ``minilm``: all four terms plus the
-        optional ``extras`` (``relation_weight``, ``relation_heads``, ``relation_kinds``, ``relation_teacher_layer``,
-        ``relation_student_layer``, ``hidden_weight``, ``hidden_layer_map``), which ``ce`` and ``hinton`` ignore.
-        ``schedules`` (``kd_style``, ``weight_schedule``, ``temperature_schedule``, ``final_temperature``) apply
-        to ``hinton`` and ``minilm``; ``ce`` stays the plain baseline."""
+    def from_config(cls, cfg: LossSettings, variant: str) -> "DistillationLoss":
+        """The loss of ``variant`` under ``cfg`` (a ``KDConfig``, or any ``LossSettings``): each setting whose
+        ``metadata["variants"]`` names the variant comes from ``cfg``; of the others, the weights are 0 and the
+        rest keep their defaults. ``ce``: CE alone, weight 1 (no teacher); ``hinton``: α·CE + β·KD with the KD
+        style and schedules; ``minilm``: every term."""
         if variant not in VARIANTS:
             raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+        values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(LossSettings)
+                  if variant in f.metadata["variants"]}
+        values.update({name: 0.0 for name in ("alpha", "beta", "gamma", "delta") if name not in values})
         if variant == "ce":
-            return cls(temperature, 1.0, 0.0, 0.0, 0.0, relation_style)
-        if variant == "hinton":
-            return cls(temperature, alpha, beta, 0.0, 0.0, relation_style, **(schedules or {}))
-        return cls(temperature, alpha, beta, gamma, delta, relation_style, **extras, **(schedules or {}))
+            values["alpha"] = 1.0
+        return cls(**values)
+
+    @classmethod
+    def for_variant(cls, variant: str, **settings) -> "DistillationLoss":
+        """``from_config`` over the ``LossSettings`` defaults with ``settings`` (keyword arguments) changed, e.g.
+        ``DistillationLoss.for_variant("hinton", alpha=0.5, beta=0.5)``."""
+        return cls.from_config(LossSettings(**settings), variant)
 
     @property
     def needs_teacher(self) -> bool:
@@ -304,13 +281,11 @@ class DistillationLoss:
         ``*_qkv``: last-layer Q/K/V split into heads ``[B, H, S, D]``; ``*_relation_states``: Q/K/V ``[B, S, W]``
         of the relation layers (``QKVCapture.raw()``); ``*_hidden``: ``output_hidden_states`` tuples;
         ``hidden_distiller``: the ``kdlab.distillation.hidden.HiddenStateDistiller`` holding the projections;
-        ``progress``: the
-        share of training done (0..1), read by the weight and temperature schedules (None = the start).
+        ``progress``: the share of training done (0..1), read by the weight and temperature schedules (None = the
+        start).
         A term whose scheduled weight is 0 at ``progress`` is not computed.
         """
-        weights = scheduled_weights(self.weight_schedule, progress, {
-            "ce": self.alpha, "kd": self.beta, "attention": self.gamma, "value": self.delta,
-            "relation": self.relation_weight, "hidden": self.hidden_weight})
+        weights = scheduled_weights(self.weight_schedule, progress, self.loss_weights())
         temperature = scheduled_temperature(self.temperature_schedule, progress, self.temperature,
                                             self.final_temperature)
         parts: dict[str, torch.Tensor] = {}

@@ -14,7 +14,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import kdlab.models.bilstm  # noqa: F401  (registers the BiLSTM student with the Auto classes: saved ones load)
 from kdlab.artifacts import read_json, update_json
 from kdlab.config import VARIANTS, KDConfig
-from kdlab.distillation.training import RESULT_FILE, TrainResult, loss_for
+from kdlab.distillation.losses import DistillationLoss
+from kdlab.distillation.training import RESULT_FILE, TrainResult
 from kdlab.errors import KDLabError
 
 RESULTS = "results.json"
@@ -100,7 +101,7 @@ def saved_result(folder: Path, cfg: KDConfig, variant: str):
     record_ = read_json(folder / RESULT_FILE)
     if not record_ or record_.get("config") != cfg.to_dict() or record_.get("predictions") is None:
         return None
-    if record_.get("loss") != loss_for(cfg, variant).settings():
+    if record_.get("loss") != DistillationLoss.from_config(cfg, variant).settings():
         return None
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
     return TrainResult(model, record_["metrics"], record_["history"], folder, record_["train_seconds"],

@@ -229,33 +229,27 @@ class DistillationTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def training_arguments(cfg: KDConfig, output_dir: str | Path, learning_rate: float, epochs: float,
-                       warmup_steps: int | float) -> TrainingArguments:
-    """TrainingArguments from the config: fp16 only on CUDA, evaluation/checkpoints per epoch or every N steps."""
+# The lab's fixed choices for every run (the config's TrainSettings supply the rest: kdlab.config).
+LAB_TRAINING_ARGUMENTS = dict(
+    save_total_limit=2,
+    logging_strategy="steps",
+    logging_first_step=True,
+    train_sampling_strategy="group_by_length",
+    ddp_find_unused_parameters=False,  # under torchrun every student parameter takes part in the loss
+    report_to="none",
+    disable_tqdm=False,  # keep the progress bar even when the lab quiets transformers' logging to errors
+    dataloader_num_workers=0,
+)
+
+
+def training_arguments(cfg: KDConfig, output_dir: str | Path, **overrides) -> TrainingArguments:
+    """``TrainingArguments`` from the config's training settings (each ``TrainSettings`` field names its argument:
+    ``TrainSettings.trainer_arguments``), the lab's fixed choices (``LAB_TRAINING_ARGUMENTS``) and ``overrides``
+    (TrainingArguments names, e.g. the teacher's ``learning_rate=cfg.teacher_learning_rate``). FP16 only on CUDA;
+    evaluation and checkpoints every ``eval_steps``/``save_steps`` steps, or once per epoch when those are None."""
     cuda = torch.cuda.is_available()
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        learning_rate=learning_rate,
-        num_train_epochs=epochs,
-        warmup_steps=warmup_steps,
-        weight_decay=cfg.weight_decay,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        fp16=bool(cfg.fp16 and cuda),
-        use_cpu=not cuda,
-        eval_strategy="steps" if cfg.eval_steps else "epoch",
-        eval_steps=cfg.eval_steps,
-        save_strategy="steps" if cfg.save_steps else "epoch",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        logging_strategy="steps",
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        train_sampling_strategy="group_by_length",
-        ddp_find_unused_parameters=False,  # under torchrun every student parameter takes part in the loss
-        report_to="none",
-        disable_tqdm=False,  # keep the progress bar even when the lab quiets transformers' logging to errors
-        seed=cfg.seed,
-        dataloader_num_workers=0,
-    )
+    values = {**cfg.trainer_arguments(), **LAB_TRAINING_ARGUMENTS, **overrides}
+    values["fp16"] = bool(values["fp16"] and cuda)
+    values.setdefault("eval_strategy", "steps" if values["eval_steps"] else "epoch")
+    values.setdefault("save_strategy", "steps" if values["save_steps"] else "epoch")
+    return TrainingArguments(output_dir=str(output_dir), use_cpu=not cuda, **values)

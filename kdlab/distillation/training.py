@@ -1,11 +1,11 @@
 """Training runs: ``distill(...)`` trains one variant (``ce``, ``hinton``, ``minilm``) and saves the student, its
-tokenizer and a
-``kdlab.json`` (metrics, config, history); ``finetune_teacher(...)`` gives a plain encoder its SST-2 head with
-the same machinery (CE only). Interrupted runs resume from their last complete checkpoint.
+tokenizer and a ``kdlab.json`` (metrics, config, history); ``finetune_teacher(...)`` gives a plain encoder its
+SST-2 head with the same machinery (CE only). Interrupted runs resume from their last complete checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -16,33 +16,21 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from kdlab.artifacts import atomic_dir, atomic_write_json, read_json
-from kdlab.config import VARIANTS, KDConfig
+from kdlab.config import KDConfig
 from kdlab.data.sources import UNLABELLED, check_labels
 from kdlab.data.tokens import tokenize
 from kdlab.data.transfer import labelled_only
 from kdlab.distillation.losses import DistillationLoss
 from kdlab.distillation.progress import text_progress_wanted, use_text_progress
 from kdlab.distillation.trainer import DistillationTrainer, check_distillation_setup, training_arguments
-from kdlab.errors import KDLabError
 from kdlab.metrics.classification import classification_metrics, trainer_metrics
 from kdlab.models.student import build_student
 
 RUN_STAMP = "kdlab_run.json"  # in a checkpoint folder: which config/variant the checkpoints belong to
 RESULT_FILE = "kdlab.json"  # in a saved model folder: metrics, config, history
-# Config fields of the optional loss terms (passed to DistillationLoss.for_variant; used by the `minilm` variant).
-EXTRA_LOSS_FIELDS = ("relation_weight", "relation_heads", "relation_kinds", "relation_teacher_layer",
-                     "relation_student_layer", "hidden_weight", "hidden_layer_map")
-# Config fields of the KD term's form and the schedules (kdlab.distillation.schedules; used by `hinton` and `minilm`).
-SCHEDULE_FIELDS = ("kd_style", "weight_schedule", "temperature_schedule", "final_temperature")
-
-
-def loss_extras(cfg: KDConfig) -> dict:
-    """The config's optional loss-term settings, as keyword arguments of ``DistillationLoss.for_variant``."""
-    return {name: getattr(cfg, name) for name in EXTRA_LOSS_FIELDS}
-
-
 ELAPSED_FILE = "kdlab_elapsed.json"  # in a checkpoint folder: training seconds spent up to that checkpoint
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -65,20 +53,28 @@ def checkpoint_problem(folder: Path) -> str | None:
 
 
 def last_complete_checkpoint(folder: str | Path, log=print) -> str | None:
-    """The newest ``checkpoint-N`` in ``folder`` that can be resumed from; damaged newer ones (an interrupted
-    save: truncated state, missing weights) are skipped, and ``log`` says so."""
+    """The newest ``checkpoint-N`` in ``folder`` that can be resumed from: transformers' ``get_last_checkpoint``
+    (the highest N) plus the check it lacks. A checkpoint that an interrupted save left incomplete
+    (``checkpoint_problem``: truncated state, missing weights) would make ``Trainer.train`` fail on resume, so it is
+    renamed ``damaged-checkpoint-N`` (kept, out of the way of the resume and of the Trainer's own rotation and
+    saves) and the next newest is tried; ``log`` says so."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    candidates = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                        key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    for index, path in enumerate(candidates):
-        problem = checkpoint_problem(path)
+    damaged = False
+    while (last := get_last_checkpoint(str(folder))) is not None:
+        problem = checkpoint_problem(Path(last))
         if problem is None:
-            return str(path)
-        following = next((p.name for p in candidates[index + 1:] if checkpoint_problem(p) is None), None)
-        log(f"kdlab: {path.name} cannot be resumed from ({problem}); "
-            + (f"resuming from {following} instead." if following else "no earlier complete checkpoint."))
+            if damaged:
+                log(f"kdlab: resuming from {Path(last).name} instead.")
+            return last
+        aside = Path(last).with_name(f"damaged-{Path(last).name}")
+        shutil.rmtree(aside, ignore_errors=True)
+        Path(last).rename(aside)
+        log(f"kdlab: {Path(last).name} cannot be resumed from ({problem}); kept as {aside.name}.")
+        damaged = True
+    if damaged:
+        log("kdlab: no earlier complete checkpoint: training starts afresh.")
     return None
 
 
@@ -134,13 +130,12 @@ def train_and_save(
     checkpoint_dir: str | Path,
     *,
     teacher: torch.nn.Module | None = None,
-    learning_rate: float,
-    epochs: float,
-    warmup_steps: int,
     name: str,
     resume: bool = True,
+    **trainer_overrides,
 ) -> TrainResult:
-    """Train ``model`` with ``loss_fn``, evaluate on ``data["validation"]``, save it whole to ``output_dir``."""
+    """Train ``model`` with ``loss_fn``, evaluate on ``data["validation"]``, save it whole to ``output_dir``.
+    ``trainer_overrides``: TrainingArguments that replace the config's (the teacher's learning rate and epochs)."""
     check_labels(data["train"], model.config.num_labels, where="train split", allow_unlabelled=loss_fn.needs_teacher)
     check_labels(data["validation"], model.config.num_labels, where="validation split")
     tokenized = tokenize(data, tokenizer, cfg.max_length)
@@ -152,7 +147,7 @@ def train_and_save(
     atomic_write_json(checkpoint_dir / RUN_STAMP, stamp)
     trainer = DistillationTrainer(
         model=model,
-        args=training_arguments(cfg, checkpoint_dir, learning_rate, epochs, warmup_steps),
+        args=training_arguments(cfg, checkpoint_dir, **trainer_overrides),
         loss_fn=loss_fn,
         teacher=teacher,
         train_dataset=tokenized["train"],
@@ -192,13 +187,7 @@ def train_and_save(
     return TrainResult(model, metrics, trainer.state.log_history, Path(output_dir), seconds, resume_from, predictions)
 
 
-def loss_for(cfg: KDConfig, variant: str) -> DistillationLoss:
-    """The loss of ``variant`` under ``cfg`` (``ce``: CE only; ``hinton``: α·CE + β·KD; ``minilm``: all terms)."""
-    if variant not in VARIANTS:
-        raise KDLabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
-    return DistillationLoss.for_variant(variant, cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.delta,
-                                        cfg.relation_style, schedules={k: getattr(cfg, k) for k in SCHEDULE_FIELDS},
-                                        **loss_extras(cfg))
+loss_for = DistillationLoss.from_config  # the name 02-Distill imports: loss_for(cfg, variant)
 
 
 def distill(
@@ -222,7 +211,7 @@ def distill(
     ``loss_fn`` replaces the variant's loss (e.g. one with a student's own terms: ``kdlab.distillation.custom``).
     """
     cfg = cfg.for_students()  # a student id's own training seed, when there is one
-    loss_fn = loss_fn or loss_for(cfg, variant)
+    loss_fn = loss_fn or DistillationLoss.from_config(cfg, variant)
     if student is None:
         student = build_student(cfg, teacher, tokenizer)  # cut from the teacher, or cfg.student loaded on its own
     if loss_fn.needs_teacher:
@@ -235,7 +224,6 @@ def distill(
         output_dir or run_dir / "students" / variant,
         run_dir / "checkpoints" / (checkpoint_name or variant),
         teacher=teacher if loss_fn.needs_teacher else None,
-        learning_rate=cfg.learning_rate, epochs=cfg.num_epochs, warmup_steps=cfg.warmup_steps,
         name=checkpoint_name or variant, resume=resume,  # the progress lines and the record name the run
     )
 
@@ -245,16 +233,14 @@ def finetune_teacher(cfg: KDConfig, model: torch.nn.Module, tokenizer, data: Dat
     """Fine-tune a teacher's classification head and encoder on SST-2 with CE (``teacher_learning_rate``,
     ``teacher_epochs``) and save it to ``output_dir`` (default ``<run_dir>/teacher``). The teacher is evaluated
     once per epoch (``eval_steps`` is for the students' curves; on the full training set it would cost minutes)."""
-    import dataclasses
-
     run_dir = cfg.run_dir()
     cfg = dataclasses.replace(cfg, eval_steps=None)
     return train_and_save(
         model, tokenizer, data, cfg, DistillationLoss.for_variant("ce"),
         output_dir or run_dir / "teacher",
         run_dir / "checkpoints" / "teacher",
-        learning_rate=cfg.teacher_learning_rate, epochs=cfg.teacher_epochs, warmup_steps=cfg.warmup_steps,
         name="teacher", resume=resume,
+        learning_rate=cfg.teacher_learning_rate, num_train_epochs=cfg.teacher_epochs,
     )
 
 

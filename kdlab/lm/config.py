@@ -13,8 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdlab.environment import json_object
+from kdlab.config import lab_relative
+from kdlab.environment import env_fields, json_object
 from kdlab.errors import KDLabError
+from kdlab.validation import build_config, refuse_unknown
 
 CORPORA = ("sst2", "wikitext", "synthetic")
 # What each regime trains on and with which loss (kdlab.lm.trainer):
@@ -82,8 +84,6 @@ class LMConfig:
     num_threads: int | None = None
 
     def run_dir(self) -> Path:
-        from kdlab.config import lab_relative
-
         return lab_relative(Path(self.runs_dir)) / self.profile / "lm"
 
     def to_dict(self) -> dict:
@@ -180,23 +180,20 @@ OVERRIDES_ENV = "KDLAB_LM_OVERRIDES"
 
 
 def load_lm_config(profile: str | None = None, **overrides) -> LMConfig:
-    """The validated settings for ``profile`` (see the module docstring for the order of precedence)."""
-    import torch
+    """The validated settings for ``profile`` (see the module docstring for the order of precedence), read by the
+    lab's loader (``kdlab.config.build_config``: unknown names and wrong types refused)."""
+    import torch  # lazy: kdlab.lm.config loads without torch (the CLI's --help, the grader)
 
     name = profile or os.environ.get("KDLAB_PROFILE") or ("full" if torch.cuda.is_available() else "cpu")
     if name not in LM_PROFILES:
         raise KDLabError(f"profile {name!r} has no language-model settings: use one of {', '.join(LM_PROFILES)} "
                          "(PROFILE in the notebook's first cell, or KDLAB_PROFILE).")
-    values = {"profile": name, **LM_PROFILES[name]}
-    for env, key in ENV_FIELDS.items():
-        if os.environ.get(env):
-            values[key] = os.environ[env]
-    values.update(json_object(OVERRIDES_ENV, '{"student_steps": 100}'))
+    values = {"profile": name, **LM_PROFILES[name], **env_fields(LMConfig, ENV_FIELDS)}
+    from_json = json_object(OVERRIDES_ENV, '{"student_steps": 100}')
+    refuse_unknown(LMConfig, from_json, OVERRIDES_ENV)
+    values.update(from_json)
     values.update(overrides)
-    known = {f.name for f in dataclasses.fields(LMConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise KDLabError(f"unknown language-model setting(s) {unknown}; known: {sorted(known)}.")
-    if values.get("data", "hub") != "hub":
+    if isinstance(values.get("data"), str) and values["data"] != "hub":
         values["data"] = str(Path(values["data"]).expanduser().resolve())
-    return LMConfig(**values).validate()
+    return build_config(LMConfig, values, source=f"the language-model profile {name!r} with overrides "
+                                                  f"{sorted(overrides)}")

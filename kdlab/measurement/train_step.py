@@ -121,7 +121,7 @@ def make_train_steps(teacher: nn.Module, student: nn.Module, device: str | torch
     dev = resolve_device(device)
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
     loss = loss or DistillationLoss.for_variant("minilm")
-    hinton = DistillationLoss.for_variant("hinton", loss.temperature, loss.alpha, loss.beta)
+    hinton = DistillationLoss.for_variant("hinton", temperature=loss.temperature, alpha=loss.alpha, beta=loss.beta)
     ce_only = DistillationLoss.for_variant("ce")
     t_dtype = torch.float16 if fp16 else torch.float32
     t = copy.deepcopy(teacher).to(dev, t_dtype).eval().requires_grad_(False)

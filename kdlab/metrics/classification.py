@@ -1,27 +1,28 @@
 """Metrics: accuracy and F1 through the `evaluate` package (metric modules shipped with kdlab, loaded by path:
-``kdlab.metrics.evaluate_modules``), with a 95% Wilson interval; McNemar's paired test; batched prediction for any
-sequence
-classifier.
+``kdlab.metrics.evaluate_modules``), with a 95% Wilson interval (SciPy); McNemar's paired test; batched prediction
+for any sequence classifier.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+from scipy.stats import binomtest, norm
 from sklearn.metrics import confusion_matrix
+
+from kdlab.metrics.evaluate_modules import accuracy_and_f1
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for an accuracy of ``correct / n`` (better than p ± z·√(p(1−p)/n) near 0/1)."""
+    """95% Wilson score interval for an accuracy of ``correct / n`` (better than p ± z·√(p(1−p)/n) near 0/1):
+    SciPy's ``binomtest(correct, n).proportion_ci(method="wilson")`` at the confidence level of ``z`` (1.96 → 95%).
+
+        p ∈ [(p̂ + z²/2n ∓ z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)],  p̂ = correct / n
+    """
     if n <= 0:
         raise ValueError("n must be > 0")
-    p = correct / n
-    denom = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)  # rounding gives -3e-17 at 0 correct ("-0.0%")
+    ci = binomtest(correct, n).proportion_ci(confidence_level=2 * norm.cdf(z) - 1, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))  # rounding could give -3e-17 at 0 correct ("-0.0%")
 
 
 def classification_metrics(labels, predictions, num_labels: int | None = None) -> dict[str, float]:
@@ -32,8 +33,6 @@ def classification_metrics(labels, predictions, num_labels: int | None = None) -
     n = int(labels.size)
     correct = int((labels == predictions).sum())
     low, high = wilson_interval(correct, n)
-    from kdlab.metrics.evaluate_modules import accuracy_and_f1
-
     classes = num_labels or int(max(labels.max(initial=0), predictions.max(initial=0))) + 1
     scores = accuracy_and_f1(predictions, labels, classes)  # evaluate's accuracy and F1 modules
     return dict(accuracy=scores["accuracy"], acc_low=low, acc_high=high, f1=scores["f1"], f1_macro=scores["f1_macro"],
@@ -45,8 +44,6 @@ def mcnemar(labels, pred_a, pred_b) -> dict[str, float]:
 
     b = examples A gets right and B wrong, c = the reverse; p = two-sided binomial test of b vs. c at 0.5.
     """
-    from scipy.stats import binomtest
-
     labels, pred_a, pred_b = map(np.asarray, (labels, pred_a, pred_b))
     right_a, right_b = pred_a == labels, pred_b == labels
     b = int((right_a & ~right_b).sum())

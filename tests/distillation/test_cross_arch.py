@@ -37,9 +37,7 @@ def test_cross_architecture_profiles():
     assert (large.teacher, large.student, large.teacher_finetune) == ("bert-large-uncased", "bert-base-uncased", "auto")
     assert (large.gamma, large.delta, large.fp16) == (0.0, 0.0, True)
     assert 1024 % large.relation_heads == 0 and 768 % large.relation_heads == 0
-    hinton = DistillationLoss.for_variant("hinton", large.temperature, large.alpha, large.beta, large.gamma,
-                                          large.delta, large.relation_style, relation_weight=large.relation_weight,
-                                          relation_heads=large.relation_heads)
+    hinton = DistillationLoss.from_config(large, "hinton")
     assert (hinton.alpha, hinton.beta, hinton.gamma, hinton.delta, hinton.relation_weight) == (0.5, 0.5, 0, 0, 0)
     smoke = load_config("smoke-x")
     assert smoke.teacher == "tiny-random" and smoke.data == "synthetic"
@@ -74,12 +72,12 @@ def test_extra_terms_alone_are_a_valid_loss_and_round_trip(tmp_path):
                       student=X_STUDENT)
     path = cfg.save(tmp_path / "config.json")
     assert KDConfig.load(path) == cfg
-    loss = DistillationLoss.for_variant("minilm", 4.0, 0.0, 0.0, 0.0, 0.0, "kl", relation_weight=1.0,
+    loss = DistillationLoss.for_variant("minilm", alpha=0.0, beta=0.0, gamma=0.0, delta=0.0, relation_weight=1.0,
                                         relation_heads=4, relation_kinds=("vv", "qq"), hidden_weight=0.5)
     assert loss.needs_teacher and loss.needs_relation_states and loss.needs_hidden_states and not loss.needs_qkv
     assert json.loads(json.dumps(vars(loss))) == vars(loss)  # the checkpoint stamp survives a JSON round trip
     with pytest.raises(KDLabError, match="all loss weights are zero"):
-        DistillationLoss.for_variant("hinton", 4.0, 0.0, 0.0, relation_weight=1.0, relation_heads=4)
+        DistillationLoss.for_variant("hinton", alpha=0.0, beta=0.0, relation_weight=1.0, relation_heads=4)
 
 
 # --- students loaded on their own and the tokenizer check -------------------------------------------------------
@@ -208,12 +206,13 @@ def test_projections_are_optimized_checkpointed_and_restored(tmp_path, finetuned
     from kdlab.data.tokens import tokenize
 
     cfg = load_config("smoke", runs_dir=str(tmp_path), **EXTRAS, hidden_weight=1.0, save_steps=2, logging_steps=1)
-    loss_fn = DistillationLoss.for_variant("minilm", 4.0, 0.5, 0.5, 0.0, 0.0, hidden_weight=1.0)
+    loss_fn = DistillationLoss.for_variant("minilm", alpha=0.5, beta=0.5, gamma=0.0, delta=0.0, hidden_weight=1.0)
     student, _ = load_student_model(X_STUDENT)
     data = tokenize(_small(synthetic_data), tiny_tokenizer, cfg.max_length)
 
     def trainer(output):
-        return DistillationTrainer(model=student, args=training_arguments(cfg, output, 2e-3, 1.0, 0), loss_fn=loss_fn,
+        args = training_arguments(cfg, output, learning_rate=2e-3, num_train_epochs=1.0, warmup_steps=0)
+        return DistillationTrainer(model=student, args=args, loss_fn=loss_fn,
                                    teacher=finetuned_teacher, train_dataset=data["train"],
                                    eval_dataset=data["validation"], processing_class=tiny_tokenizer)
 

@@ -269,7 +269,8 @@ def test_distillation_trainer_needs_teacher_for_kd(tmp_path, tiny_teacher):
 
     cfg = load_config("smoke", runs_dir=str(tmp_path))
     with pytest.raises(KDLabError, match="no teacher"):
-        DistillationTrainer(model=tiny_teacher, args=training_arguments(cfg, tmp_path / "out", 1e-3, 1.0, 0),
+        args = training_arguments(cfg, tmp_path / "out", learning_rate=1e-3, num_train_epochs=1.0, warmup_steps=0)
+        DistillationTrainer(model=tiny_teacher, args=args,
                             loss_fn=DistillationLoss.for_variant("hinton"), teacher=None,
                             train_dataset=[{"input_ids": [2, 3], "labels": 0}],
                             eval_dataset=[{"input_ids": [2, 3], "labels": 0}])
@@ -277,7 +278,7 @@ def test_distillation_trainer_needs_teacher_for_kd(tmp_path, tiny_teacher):
 
 def test_training_arguments_on_cpu(tmp_path):
     cfg = load_config("smoke", runs_dir=str(tmp_path), eval_steps=5, save_steps=10)
-    args = distill_module.training_arguments(cfg, tmp_path, 1e-3, 2.0, 3)
+    args = distill_module.training_arguments(cfg, tmp_path, learning_rate=1e-3, num_train_epochs=2.0, warmup_steps=3)
     cuda = torch.cuda.is_available()
     assert (args.fp16, args.use_cpu) == ((True, False) if cuda else (False, True))  # smoke asks for fp16
     assert (args.learning_rate, args.num_train_epochs, args.warmup_steps) == (1e-3, 2.0, 3)

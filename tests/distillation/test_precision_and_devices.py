@@ -40,7 +40,7 @@ def _same(model, snap):
 
 def _trainer(tmp_path, teacher, student, loss, cfg=None, args=None):
     cfg = cfg or load_config("smoke", runs_dir=str(tmp_path))
-    args = args or training_arguments(cfg, tmp_path / "out", 1e-3, 1.0, 0)
+    args = args or training_arguments(cfg, tmp_path / "out", learning_rate=1e-3, num_train_epochs=1.0, warmup_steps=0)
     row = {"input_ids": [2, 3], "attention_mask": [1, 1], "labels": 0}
     return DistillationTrainer(model=student, args=args, loss_fn=loss, teacher=teacher, train_dataset=[row],
                                eval_dataset=[row])
@@ -230,7 +230,7 @@ def test_train_step_benchmark_times_fp16_as_the_trainer_runs_it(tiny_teacher):
 
 def test_training_arguments_precision_follows_the_device(tmp_path):
     cfg = load_config("smoke", runs_dir=str(tmp_path))
-    args = training_arguments(cfg, tmp_path, 1e-3, 1.0, 0)
+    args = training_arguments(cfg, tmp_path, learning_rate=1e-3, num_train_epochs=1.0, warmup_steps=0)
     cuda = torch.cuda.is_available()
     assert args.fp16 is (cfg.fp16 and cuda)
     assert args.use_cpu is (not cuda)

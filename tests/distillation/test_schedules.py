@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from kdlab.config import load_config
 from kdlab.distillation.losses import DistillationLoss, kd_loss, logits_mse_loss
 from kdlab.distillation.schedules import scheduled_temperature, scheduled_weights
-from kdlab.distillation.training import distill, loss_for
+from kdlab.distillation.training import distill
 from kdlab.errors import KDLabError
 
 W = {"ce": 0.1, "kd": 0.4, "attention": 0.3, "value": 0.2, "relation": 0.0, "hidden": 0.0}
@@ -69,8 +69,7 @@ def test_staged_loss_computes_only_the_terms_of_its_stage():
 
 def test_annealed_loss_uses_the_temperature_of_its_progress():
     z_s, y, z_t, *_ = _inputs()
-    loss = DistillationLoss.for_variant("hinton", schedules=dict(temperature_schedule="anneal",
-                                                                 final_temperature=1.0))
+    loss = DistillationLoss.for_variant("hinton", temperature_schedule="anneal", final_temperature=1.0)
     parts = loss(z_s, y, z_t, progress=0.5)
     assert float(parts["temperature"]) == pytest.approx(2.5)
     assert parts["kd"].item() == pytest.approx(kd_loss(z_s, z_t, 2.5).item())
@@ -80,7 +79,7 @@ def test_annealed_loss_uses_the_temperature_of_its_progress():
 def test_logits_mse_is_tangs_term_and_needs_no_temperature():
     z_s, y, z_t, *_ = _inputs()
     assert float(logits_mse_loss(z_s, z_t)) == pytest.approx(float(((z_s - z_t) ** 2).mean()))
-    loss = DistillationLoss.for_variant("hinton", temperature=7.0, schedules=dict(kd_style="mse"))
+    loss = DistillationLoss.for_variant("hinton", temperature=7.0, kd_style="mse")
     parts = loss(z_s, y, z_t)
     assert float(parts["kd"]) == pytest.approx(float(F.mse_loss(z_s, z_t)))
     parts["loss"].backward()
@@ -94,10 +93,10 @@ def test_ce_stays_the_plain_baseline_under_any_schedule(smoke_cfg):
 
     cfg = dataclasses.replace(smoke_cfg, weight_schedule="soft-to-hard", temperature_schedule="anneal",
                               kd_style="mse").validate()
-    ce = loss_for(cfg, "ce")
+    ce = DistillationLoss.from_config(cfg, "ce")
     assert (ce.weight_schedule, ce.temperature_schedule, ce.kd_style) == ("constant", "constant", "kl")
-    assert loss_for(cfg, "hinton").weight_schedule == "soft-to-hard"
-    assert loss_for(cfg, "minilm").kd_style == "mse"
+    assert DistillationLoss.from_config(cfg, "hinton").weight_schedule == "soft-to-hard"
+    assert DistillationLoss.from_config(cfg, "minilm").kd_style == "mse"
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -1,13 +1,19 @@
 """Profiles, environment overrides, validation, save/load."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from kdlab.config import KDConfig, load_config
+from kdlab.config import KDConfig, LossSettings, TrainSettings, load_config
+from kdlab.distillation.losses import DistillationLoss
+from kdlab.distillation.trainer import training_arguments
 from kdlab.errors import KDLabError
+from kdlab.lm.config import load_lm_config
+
+SAVED_BY_MAIN = Path(__file__).parent / "data"  # written by the code of main at 7e2dcb7, before the settings refactor
 
 
 def test_full_profile_values():
@@ -160,3 +166,84 @@ def test_load_rejects_invalid_saved_config(tmp_path):
     path.write_text(json.dumps({**data, "unknown_knob": 1}))
     with pytest.raises(KDLabError, match="unknown_knob"):
         KDConfig.load(path)
+
+
+def test_configs_saved_by_earlier_code_load_unchanged():
+    """config.json files and each variant's loss settings as saved by main before the refactor (tests/foundation/
+    data): they load to the same values in the same order, and give the same loss, so saved runs are reused."""
+    saved = json.loads((SAVED_BY_MAIN / "saved_by_main_2026-12-06.json").read_text())
+    for name, record in saved.items():
+        cfg = KDConfig(**record["config"]).validate()
+        assert list(cfg.to_dict().items()) == list(record["config"].items()), name
+        for variant, settings in record["loss"].items():
+            assert DistillationLoss.from_config(cfg, variant).settings() == settings, (name, variant)
+
+
+def test_a_saved_config_file_loads(tmp_path):
+    record = json.loads((SAVED_BY_MAIN / "saved_by_main_2026-12-06.json").read_text())["cpu"]["config"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(record, indent=2))
+    assert KDConfig.load(path).to_dict() == record
+
+
+def test_training_arguments_match_those_of_earlier_code(tmp_path):
+    saved = json.loads((SAVED_BY_MAIN / "training_arguments_by_main_2026-12-06.json").read_text())
+    for profile, record in saved.items():
+        cfg = load_config(profile, runs_dir="runs", **record["overrides"])
+        args = training_arguments(cfg, tmp_path, learning_rate=1e-3, num_train_epochs=2.0, warmup_steps=3).to_dict()
+        args = json.loads(json.dumps(args, default=str))
+        for key in ("output_dir", "logging_dir"):
+            args.pop(key, None)
+        assert args == record["arguments"], profile
+
+
+@pytest.mark.parametrize("variant", ["ce", "hinton", "minilm"])
+def test_each_loss_setting_reaches_the_loss_of_the_variants_it_names(variant):
+    """A loss setting is declared once (a LossSettings field): changing it in the config changes the loss of
+    exactly the variants its metadata names."""
+    base = load_config("smoke", relation_heads=2)
+    changed = {"temperature": 2.0, "alpha": 0.7, "beta": 0.9, "gamma": 0.6, "delta": 0.5, "relation_style": "mse",
+               "kd_style": "mse", "weight_schedule": "soft-to-hard", "temperature_schedule": "anneal",
+               "final_temperature": 2.0, "relation_weight": 0.25, "relation_heads": 4, "relation_kinds": ["qk"],
+               "relation_teacher_layer": 0, "relation_student_layer": 0, "hidden_weight": 0.5,
+               "hidden_layer_map": [[1, 2]]}
+    assert set(changed) == {f.name for f in dataclasses.fields(LossSettings)}
+    before = DistillationLoss.from_config(base, variant)
+    for f in dataclasses.fields(LossSettings):
+        after = DistillationLoss.from_config(dataclasses.replace(base, **{f.name: changed[f.name]}), variant)
+        assert (getattr(after, f.name) == changed[f.name]) == (variant in f.metadata["variants"]), f.name
+        assert (after.settings() != before.settings()) == (variant in f.metadata["variants"]), f.name
+
+
+def test_every_training_setting_with_a_trainer_name_reaches_the_training_arguments(tmp_path):
+    cfg = load_config("smoke", runs_dir=str(tmp_path), eval_steps=3, save_steps=6, fp16=False)
+    args = training_arguments(cfg, tmp_path)
+    named = [f for f in dataclasses.fields(TrainSettings) if f.metadata["trainer"]]
+    assert len(named) >= 10
+    for f in named:
+        assert getattr(args, f.metadata["trainer"]) == getattr(cfg, f.name), f.name
+
+
+def test_overrides_from_the_environment_name_an_unknown_field(monkeypatch):
+    monkeypatch.setenv("KDLAB_OVERRIDES", '{"warmup_step": 3}')
+    with pytest.raises(KDLabError, match="KDLAB_OVERRIDES.*did you mean 'warmup_steps'"):
+        load_config("smoke")
+    monkeypatch.setenv("KDLAB_OVERRIDES", '{"warmup_steps": "3"}')
+    with pytest.raises(KDLabError, match="warmup_steps='3'"):
+        load_config("smoke")
+    monkeypatch.setenv("KDLAB_OVERRIDES", '{"warmup_steps": 3, "layer_map": [0, 1]}')
+    cfg = load_config("smoke")
+    assert (cfg.warmup_steps, cfg.layer_map) == (3, [0, 1])
+
+
+def test_the_language_model_settings_share_the_loader(monkeypatch):
+    """LMConfig is read by the same loader: wrong types and unknown names are refused with the same messages."""
+    monkeypatch.delenv("KDLAB_LM_OVERRIDES", raising=False)
+    with pytest.raises(KDLabError, match="student_steps='8'.*must be int"):
+        load_lm_config("smoke", student_steps="8")
+    with pytest.raises(KDLabError, match="did you mean 'student_steps'"):
+        load_lm_config("smoke", student_step=8)
+    monkeypatch.setenv("KDLAB_LM_OVERRIDES", '{"top_k": 4}')
+    monkeypatch.setenv("KDLAB_LM_TEACHER", "gpt2")
+    cfg = load_lm_config("smoke")
+    assert (cfg.top_k, cfg.teacher) == (4, "gpt2")

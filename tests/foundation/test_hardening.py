@@ -56,6 +56,8 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
     assert "checkpoint-6 cannot be resumed from (no model weights)" in said
     assert "checkpoint-4 cannot be resumed from (trainer_state.json is truncated" in said
     assert "resuming from checkpoint-2" in said
+    assert (tmp_path / "damaged-checkpoint-6" / "optimizer.pt").is_file()  # kept, out of the Trainer's way
+    assert not (tmp_path / "checkpoint-6").exists() and not (tmp_path / "checkpoint-4").exists()
 
 
 def test_resumed_run_reports_the_total_training_time(tmp_path, monkeypatch, finetuned_teacher, tiny_tokenizer,

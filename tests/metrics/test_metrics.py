@@ -6,6 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kdlab.metrics.classification import (
     classification_metrics,
@@ -36,6 +38,25 @@ def test_wilson_interval_matches_quadratic_roots(k, n):
     assert low == pytest.approx(exp_low, abs=1e-12)
     assert high == pytest.approx(exp_high, abs=1e-12)
     assert low <= k / n <= high
+
+
+def _wilson_closed_form(k, n, z=1.96):
+    """The hand-written interval kdlab used before SciPy's (centre ± half-width)."""
+    p = k / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return centre - half, centre + half
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_wilson_interval_gives_the_values_of_the_earlier_closed_form(kn):
+    k, n = kn
+    low, high = wilson_interval(k, n)
+    exp_low, exp_high = _wilson_closed_form(k, n)
+    assert low == pytest.approx(max(0.0, exp_low), abs=1e-12)
+    assert high == pytest.approx(min(1.0, exp_high), abs=1e-12)
 
 
 def test_wilson_interval_hand_values():

@@ -33,7 +33,7 @@ def main(out: str) -> None:
                               intermediate_size=64)
     student = init_student_from_teacher(teacher, 1)
     data = tokenize(synthetic_sst2(64, 16, seed=0), tokenizer, 16)
-    args = training_arguments(cfg, os.path.join(out, "ckpt"), 1e-3, 1.0, 0)
+    args = training_arguments(cfg, os.path.join(out, "ckpt"), learning_rate=1e-3, num_train_epochs=1.0, warmup_steps=0)
     args.max_steps, args.save_strategy, args.eval_strategy = 3, "no", "no"
     trainer = DistillationTrainer(model=student, args=args, loss_fn=DistillationLoss.for_variant("minilm"),
                                   teacher=teacher, train_dataset=data["train"], processing_class=tokenizer)

@@ -1,6 +1,6 @@
 """Accuracy as an `evaluate` metric module shipped with kdlab, loaded by path (no Hub needed):
 
-    evaluate.load(kdlab.hf_metrics.path("accuracy")).compute(predictions=[...], references=[...])
+    evaluate.load(kdlab.metrics.evaluate_modules.path("accuracy")).compute(predictions=[...], references=[...])
 
 accuracy = (1/N) Σ 1[prediction_i = reference_i]; with ``normalize=False`` the count of correct ones.
 Matches `evaluate.load("accuracy")` and the accuracy of `evaluate.load("glue", "sst2")` from the Hub.
