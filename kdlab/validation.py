@@ -101,8 +101,8 @@ def check_loss(settings, logits_weight_needed: bool = True) -> None:
         raise KDLabError(f"all loss weights are zero: at least one of {'/'.join(weights)} must be > 0.")
     for name, allowed in (("relation_style", RELATION_STYLES), ("weight_schedule", WEIGHT_SCHEDULES),
                           ("temperature_schedule", TEMPERATURE_SCHEDULES)):
-        if getattr(self, name) not in allowed:
-            raise KDLabError(f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}.")
+        if getattr(settings, name) not in allowed:
+            raise KDLabError(f"{name}={getattr(settings, name)!r} is unknown: use one of {', '.join(allowed)}.")
     if settings.kd_style not in KD_STYLES:
         raise KDLabError(f"kd_style={settings.kd_style!r}: use 'kl' (Hinton, T²·KL) or 'mse' (logits MSE, Tang et "
                          "al.).")

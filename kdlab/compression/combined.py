@@ -15,8 +15,21 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils import prune
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding
 
+from kdlab.artifacts import update_json
+from kdlab.compression.pruning import importance_scores, prune_model, prune_plan
 from kdlab.config import KDConfig
+from kdlab.distillation.runs import RESULTS
+from kdlab.distillation.training import distill
+from kdlab.measurement.benchmark import benchmark_models, real_length_inputs
+from kdlab.measurement.quantize import quantize_int8
+from kdlab.metrics.classification import evaluate_model
 
 # The course text's combined-compression table: (variant, compression, retention) as it states them.
 COURSE_CLAIMS = {
@@ -29,8 +42,6 @@ COURSE_CLAIMS = {
 
 def scoring_batches(data, tokenizer, max_length: int, sentences: int = 1024, batch_size: int = 32):
     """The first ``sentences`` training sentences as padded batches (labels dropped: the teacher scores them)."""
-    from torch.utils.data import DataLoader
-    from transformers import DataCollatorWithPadding
 
     def encode(batch):
         return tokenizer(batch["sentence"], truncation=True, max_length=max_length)
@@ -49,12 +60,6 @@ def prune_and_recover(cfg: KDConfig, teacher, tokenizer, data, student, output_d
     remove ``head_fraction`` / ``neuron_fraction`` of them (a copy; the caller's student is untouched), then
     distil the pruned model from the teacher (``hinton``) for ``recovery_epochs``. Returns
     ``(TrainResult, plan, dev metrics of the pruned model before recovery)``; saved under ``output_dir``."""
-    from kdlab.compression.pruning import importance_scores, prune_model, prune_plan
-    from kdlab.distillation.training import distill
-    from kdlab.metrics.classification import evaluate_model
-
-    import torch
-
     device = "cuda" if torch.cuda.is_available() else "cpu"  # where the lab trains (the recovery run too)
     scores = importance_scores(copy.deepcopy(student), scoring_batches(data, tokenizer, cfg.max_length,
                                                                        score_sentences), teacher=teacher,
@@ -74,8 +79,6 @@ def combined_table(accuracy: dict[str, list[float]], timings, sizes: dict[str, f
     [0, 1]), retention of the teacher's accuracy, size (MB) and its ratio to the teacher's, and P50 latency ratios
     at batch 1 and 32 from ``timings`` (``benchmark_models`` rows: model, batch, p50_ms), with the course's claim
     beside each variant it makes one for."""
-    import pandas as pd
-
     t_acc = float(np.mean(accuracy[teacher]))
     p50 = {(r["model"], int(r["batch"])): float(r["p50_ms"]) for _, r in timings.iterrows()}
     rows = []
@@ -98,9 +101,6 @@ def unstructured_zeros(model, amount: float = 0.5):
     """A copy of ``model`` with the ``amount`` smallest-magnitude weights of every encoder Linear set to zero
     (``torch.nn.utils.prune.l1_unstructured``, made permanent): as sparse as structured pruning or more, but the
     matrices keep their shapes, so dense kernels do the same work — the lesson of its (absent) speedup."""
-    from torch import nn
-    from torch.nn.utils import prune
-
     out = copy.deepcopy(model).eval()
     for name, module in out.named_modules():
         if isinstance(module, nn.Linear) and ".encoder." in f".{name}.":
@@ -113,10 +113,6 @@ def measure_variants(cfg: KDConfig, tokenizer, data, models: dict, int8: bool = 
     """``combined_table`` of one seed: dev accuracy, saved size and CPU latency (batch 1 and 32, real dev sentences,
     round-robin) of ``models`` (name → float model, the teacher among them) and, with ``int8``, of an INT8 copy of
     each (named ``"<name> + INT8"``). Evaluated and timed on the CPU whatever device trained the models."""
-    from kdlab.measurement.benchmark import benchmark_models, real_length_inputs
-    from kdlab.measurement.quantize import quantize_int8
-    from kdlab.metrics.classification import evaluate_model
-
     models = {name: copy.deepcopy(model).float().cpu().eval() for name, model in models.items()}
     accuracy = {}
     for name, model in models.items():
@@ -137,9 +133,6 @@ def measure_variants(cfg: KDConfig, tokenizer, data, models: dict, int8: bool = 
 def record(cfg: KDConfig, table) -> None:
     """Store the combined table in the run's results.json (``"compression"``), where 04-Benchmark's deployment
     recommendation reads it."""
-    from kdlab.artifacts import update_json
-    from kdlab.distillation.runs import RESULTS
-
     rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
             for r in table.to_dict(orient="records")]
     update_json(cfg.run_dir() / RESULTS, {"compression": rows})

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from kdlab.distillation.losses import masked_cross_entropy
 from kdlab.errors import KDLabError
@@ -194,9 +196,6 @@ def prune_model(model: nn.Module, plan: dict) -> nn.Module:
 def load_pruned(folder: str | Path, **kwargs) -> nn.Module:
     """A model saved with ``save_pretrained`` after ``prune_model``: built from its config, cut to the recorded
     sizes, then given its weights. An unpruned folder loads as usual."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
     config = AutoConfig.from_pretrained(folder)
     sizes = getattr(config, PRUNING_KEY, None)
     if not sizes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 
 from kdlab.errors import KDLabError
 
@@ -107,8 +107,6 @@ def label_names(dataset) -> list[str]:
 
 def load_hub() -> DatasetDict:
     """SST-2 from the Hugging Face Hub (``nyu-mll/glue``, config ``sst2``); test split dropped (no labels)."""
-    from datasets import load_dataset
-
     try:
         ds = load_dataset(*HUB_DATASET)
     except Exception as exc:  # offline: ConnectionError, OSError, LocalEntryNotFoundError...

@@ -20,11 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup, set_seed
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from kdlab.artifacts import read_json
 from kdlab.config import KDConfig
+from kdlab.data.loading import class_names, load_data
+from kdlab.data.tokens import tokenize
 from kdlab.distillation.losses import kd_loss, masked_cross_entropy
+from kdlab.distillation.training import RESULT_FILE, distill, finetune_teacher
 from kdlab.errors import KDLabError
+from kdlab.metrics.classification import evaluate_model
+from kdlab.models.student import build_student, init_student_from_teacher
+from kdlab.models.teacher import MINILM_L6, TINY_RANDOM, load_lab_teacher
 
 
 def advanced_dir(cfg: KDConfig, method: str) -> Path:
@@ -34,8 +44,6 @@ def advanced_dir(cfg: KDConfig, method: str) -> Path:
 def base_encoder(cfg: KDConfig) -> str:
     """The pretrained encoder the profile's teacher was fine-tuned from (born-again students and mutual-learning
     peers start from it): the packaged MiniLM, the tiny random BERT, or ``bert-base-uncased`` for `full`."""
-    from kdlab.models.teacher import MINILM_L6, TINY_RANDOM
-
     if cfg.teacher in (MINILM_L6, TINY_RANDOM):
         return cfg.teacher
     return "bert-base-uncased" if cfg.profile == "full" else cfg.teacher
@@ -50,11 +58,6 @@ def assistant_sizes(teacher_layers: int) -> tuple[int, int]:
 def extra_teachers(cfg: KDConfig, seeds, tokenizer=None) -> list[nn.Module]:
     """Teachers fine-tuned like the lab's but with other seeds (data order, dropout, the new head), for an
     ensemble; saved under ``advanced/teachers/seed-S`` and reused."""
-    from kdlab.artifacts import read_json
-    from kdlab.data.loading import class_names, load_data
-    from kdlab.distillation.training import RESULT_FILE, finetune_teacher
-    from kdlab.models.teacher import load_lab_teacher
-
     names = class_names(cfg)
     out = []
     for seed in seeds:
@@ -103,9 +106,6 @@ class EnsembleTeacher(nn.Module):
 
 def ensemble_distill(cfg: KDConfig, teachers: list[nn.Module], tokenizer, data, name: str = "ensemble"):
     """A ``hinton`` student (cut from the first teacher) distilled from the mean soft label of ``teachers``."""
-    from kdlab.distillation.training import distill
-    from kdlab.models.student import build_student
-
     if cfg.temperature_schedule != "constant" or cfg.kd_style != "kl":
         raise KDLabError(
             f"ensemble distillation averages the teachers' soft labels at one temperature (T = {cfg.temperature:g}), "
@@ -123,8 +123,6 @@ def born_again(cfg: KDConfig, teacher: nn.Module, tokenizer, data, base: str, ge
     """Generation g (1..``generations``): a student of the teacher's depth and width, loaded from the pretrained
     encoder ``base`` (a new head), distilled (``hinton``) from generation g−1 (generation 0 = the teacher).
     Returns the TrainResults, one per generation."""
-    from kdlab.distillation.training import distill
-
     if generations < 1:
         raise KDLabError(f"generations={generations}: train at least one born-again generation.")
     layers = int(teacher.config.num_hidden_layers)
@@ -145,9 +143,6 @@ def teacher_assistant(cfg: KDConfig, teacher: nn.Module, tokenizer, data, assist
     """``{"assistant", "via_assistant", "direct"}`` TrainResults: the teacher → an ``assistant_layers`` student;
     that assistant → a ``final_layers`` student cut from the assistant's layers; and the teacher → a
     ``final_layers`` student directly (cut from the teacher), all with ``variant``'s loss."""
-    from kdlab.distillation.training import distill
-    from kdlab.models.student import init_student_from_teacher
-
     teacher_layers = int(teacher.config.num_hidden_layers)
     if not final_layers < assistant_layers < teacher_layers:
         raise KDLabError(f"a teacher assistant sits between the teacher and the student: need final_layers < "
@@ -180,8 +175,6 @@ def mutual_peers(base: nn.Module, layers: int, count: int = 2, seed: int = 0) ->
     """``count`` peers cut from ``base`` (``layers`` alternate layers), each with its own classification head drawn
     from seed ``seed + k``: the distinct initial conditions deep mutual learning starts from (Zhang et al. 2018);
     identical peers that see the same batches would differ only by dropout."""
-    from kdlab.models.student import init_student_from_teacher
-
     peers = []
     for k in range(count):
         peer = init_student_from_teacher(base, layers)
@@ -216,13 +209,6 @@ def deep_mutual_learning(cfg: KDConfig, peers: list[nn.Module], tokenizer, data,
     warmup and decay, gradients clipped to 1, FP16 autocast on CUDA, length-grouped batches; no pre-trained teacher.
     Data order and dropout follow ``cfg.seed``; ``temperature=1`` (plain softmax) as in the paper.
     ``weight=0`` trains the same peers in the same loop with CE alone: the baseline to compare with."""
-    from torch.utils.data import DataLoader
-    from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup, set_seed
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    from kdlab.data.tokens import tokenize
-    from kdlab.metrics.classification import evaluate_model
-
     if len(peers) < 2:
         raise KDLabError("deep mutual learning needs at least two peers.")
     set_seed(cfg.seed)

@@ -12,23 +12,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import datasets
+import requests
+from huggingface_hub import try_to_load_from_cache
+from transformers import AutoConfig, AutoTokenizer, BertConfig
+
 from kdlab.config import KDConfig
+from kdlab.distillation.relations import check_relation_heads
 from kdlab.errors import KDLabError
+from kdlab.models.student import alternate_layer_map, check_layer_map
+from kdlab.models.teacher import MINILM_L6, TINY_RANDOM, minilm_l6_path
+from kdlab.models.tiny import build_tiny_tokenizer
+from kdlab.models.vocabulary import vocabulary_differences
+from kdlab.validation import TINY_SIZES, parse_bilstm_spec, parse_tiny_student
 
 HUB_DATA = "nyu-mll/glue"
 
 
 def _special_teacher(name: str) -> bool:
-    from kdlab.models.teacher import MINILM_L6, TINY_RANDOM
-
     return name in (MINILM_L6, TINY_RANDOM)
 
 
 def hub_resources(cfg: KDConfig, teacher_saved: bool = False) -> list[tuple[str, str]]:
     """``(kind, id)`` of what the config needs from the Hub: the teacher (unless local, packaged, or already
     fine-tuned and saved), the student (when it is a Hub id), and SST-2 (``data="hub"``)."""
-    from kdlab.validation import parse_bilstm_spec, parse_tiny_student
-
     needed = []
     if not teacher_saved and not _special_teacher(cfg.teacher) and not Path(cfg.teacher).expanduser().exists():
         needed.append(("model", cfg.teacher))
@@ -45,8 +52,6 @@ def hub_reachable(timeout: float = 5.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     try:
-        import requests
-
         requests.head("https://huggingface.co", timeout=timeout)
         return True
     except Exception:  # DNS failure, refused, timeout: unreachable
@@ -56,10 +61,7 @@ def hub_reachable(timeout: float = 5.0) -> bool:
 def cached(kind: str, repo: str) -> bool:
     """Whether a Hub model (its config.json) or dataset is already in the local Hugging Face cache."""
     if kind == "model":
-        from huggingface_hub import try_to_load_from_cache
-
         return isinstance(try_to_load_from_cache(repo, "config.json"), str)
-    import datasets
 
     name = repo.replace("/", "___")
     roots = [Path(datasets.config.HF_DATASETS_CACHE), Path(datasets.config.HF_DATASETS_CACHE).parent / "hub"]
@@ -83,12 +85,6 @@ def check_hub(cfg: KDConfig, teacher_saved: bool = False) -> None:
 
 def teacher_config(cfg: KDConfig, source: str | None = None):
     """The teacher's model config (no weights loaded) and its tokenizer."""
-    from transformers import AutoConfig, AutoTokenizer, BertConfig
-
-    from kdlab.models.teacher import MINILM_L6, TINY_RANDOM, minilm_l6_path
-    from kdlab.models.tiny import build_tiny_tokenizer
-    from kdlab.validation import TINY_SIZES
-
     source = source or cfg.teacher
     if source == TINY_RANDOM:
         tokenizer = build_tiny_tokenizer()
@@ -106,30 +102,21 @@ def teacher_config(cfg: KDConfig, source: str | None = None):
 
 def check_student(cfg: KDConfig, t_config, t_tokenizer) -> None:
     """The student the config asks for fits the teacher (KDLabError saying what to change)."""
-    from kdlab.models.student import alternate_layer_map, check_layer_map
-    from kdlab.validation import parse_tiny_student
-
     teacher_layers = int(t_config.num_hidden_layers)
     if cfg.student is None:
         alternate_layer_map(teacher_layers, cfg.student_layers)  # raises for 0 or more than the teacher's layers
         if cfg.layer_map is not None:
             check_layer_map(cfg.layer_map, teacher_layers, cfg.student_layers)
         return
-    from kdlab.validation import parse_bilstm_spec
 
     if parse_bilstm_spec(cfg.student) is not None:  # built from the teacher's vocabulary: nothing to compare
         return
     sizes = parse_tiny_student(cfg.student)
     if sizes is not None:
-        from transformers import BertConfig
-
-        from kdlab.models.tiny import build_tiny_tokenizer
-
         s_tokenizer = build_tiny_tokenizer()
         s_config = BertConfig(vocab_size=len(s_tokenizer), **sizes)
     else:
         s_config, s_tokenizer = teacher_config(cfg, cfg.student)
-    from kdlab.models.vocabulary import vocabulary_differences
 
     diffs = ([f"vocabulary size: teacher {t_config.vocab_size}, student {s_config.vocab_size}"]
              if t_config.vocab_size != s_config.vocab_size else []) + vocabulary_differences(t_tokenizer, s_tokenizer)
@@ -142,8 +129,6 @@ def check_student(cfg: KDConfig, t_config, t_tokenizer) -> None:
             f"student {s_config.num_attention_heads}. Set gamma=delta=0 and use relation heads (relation_weight, "
             "relation_heads), which work with any head counts.")
     if cfg.relation_weight > 0:
-        from kdlab.distillation.relations import check_relation_heads
-
         for name, layer, layers in (("relation_teacher_layer", cfg.relation_teacher_layer, teacher_layers),
                                     ("relation_student_layer", cfg.relation_student_layer, s_config.num_hidden_layers)):
             if not -layers <= layer < layers:

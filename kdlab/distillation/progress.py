@@ -12,6 +12,7 @@ import sys
 import time
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 PROGRESS_ENV = "KDLAB_PROGRESS"
 PROGRESS_LINES = 10  # lines per training run (plus one per evaluation)
@@ -80,8 +81,6 @@ class TextProgressCallback(TrainerCallback):
 
 def use_text_progress(trainer, name: str) -> None:
     """Replace the trainer's progress bar (or notebook table, or log printer) by ``TextProgressCallback``."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     removed = [ProgressCallback, PrinterCallback]
     try:
         from transformers.utils.notebook import NotebookProgressCallback

@@ -27,6 +27,7 @@ from torch import nn
 
 from kdlab.distillation.self_relations import relation_kl
 from kdlab.errors import KDLabError
+from kdlab.models.layers import encoder_layers, self_attention
 from kdlab.validation import RELATION_KINDS, check_relation_kinds
 
 _INDEX = {"q": 0, "k": 1, "v": 2}
@@ -136,8 +137,6 @@ def check_relation_setup(teacher: nn.Module, student: nn.Module, relation_heads:
     Raises KDLabError for a missing ``relation_heads``, a layer beyond either model, or relation heads that do
     not divide both Q/K/V widths.
     """
-    from kdlab.models.layers import encoder_layers, self_attention
-
     t_layer = _resolve_layer(teacher_layer, len(encoder_layers(teacher)), "relation_teacher_layer")
     s_layer = _resolve_layer(student_layer, len(encoder_layers(student)), "relation_student_layer")
     t_width = self_attention(teacher, t_layer).query.out_features

@@ -13,9 +13,13 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy.stats import ttest_rel
 
 from kdlab.artifacts import read_json
 from kdlab.config import KDConfig
+from kdlab.distillation.runs import config_differences
+from kdlab.distillation.training import RESULT_FILE, distill
 from kdlab.errors import KDLabError
 
 ROW_KEYS = ("variant", "seed", "accuracy", "acc_low", "acc_high", "f1", "train_seconds", "predictions")
@@ -41,9 +45,6 @@ def _row(variant: str, seed: int, record: dict) -> dict:
 
 def saved_run(root: str | Path, seed: int, variant: str, cfg: KDConfig) -> dict | None:
     """The row of a run saved under ``root`` with the training settings of ``cfg`` (seed included), or None."""
-    from kdlab.distillation.runs import config_differences
-    from kdlab.distillation.training import RESULT_FILE
-
     record = read_json(run_folder(root, seed, variant) / RESULT_FILE)
     if (record and record.get("predictions") is not None and isinstance(record.get("config"), dict)
             and not config_differences(record["config"], cfg)):
@@ -58,8 +59,6 @@ def train_seeds(cfg: KDConfig, teacher, tokenizer, data, variants, seeds, root: 
     Returns one row per run: variant, seed, accuracy, acc_low, acc_high, f1, train_seconds, predictions (dev, in
     dataset order).
     """
-    from kdlab.distillation.training import distill
-
     rows = []
     for seed in seeds:
         cfg_s = dataclasses.replace(cfg, seed=seed)
@@ -80,8 +79,6 @@ def train_seeds(cfg: KDConfig, teacher, tokenizer, data, variants, seeds, root: 
 
 def load_runs(root: str | Path) -> list[dict]:
     """Every saved run under ``root`` (``seed-S/<variant>/kdlab.json``), whatever its config."""
-    from kdlab.distillation.training import RESULT_FILE
-
     rows = []
     for path in sorted(Path(root).glob(f"seed-*/*/{RESULT_FILE}")):
         record = read_json(path)
@@ -92,8 +89,6 @@ def load_runs(root: str | Path) -> list[dict]:
 
 def seed_table(rows: list[dict], order=None):
     """Per variant: seeds, mean and sd of dev accuracy (points), min, max, and the per-seed accuracies."""
-    import pandas as pd
-
     variants = order or list(dict.fromkeys(r["variant"] for r in rows))
     out = []
     for variant in variants:
@@ -119,8 +114,6 @@ def paired_comparison(rows: list[dict], a: str, b: str, labels, n_boot: int = 40
     - ``a_only``/``b_only``: sentences right for one and wrong for the other, summed over seeds (McNemar's
       discordant pairs; not independent across seeds, so no p-value is given for them).
     """
-    from scipy.stats import ttest_rel
-
     labels = np.asarray(labels)
     by = {v: {r["seed"]: np.asarray(r["predictions"]) == labels for r in rows if r["variant"] == v} for v in (a, b)}
     seeds = sorted(set(by[a]) & set(by[b]))
@@ -149,7 +142,5 @@ def paired_comparison(rows: list[dict], a: str, b: str, labels, n_boot: int = 40
 
 def comparison_table(rows: list[dict], pairs, labels):
     """``paired_comparison`` for each (a, b) in ``pairs`` whose variants both have runs, as a DataFrame."""
-    import pandas as pd
-
     have = {r["variant"] for r in rows}
     return pd.DataFrame([paired_comparison(rows, a, b, labels) for a, b in pairs if a in have and b in have])

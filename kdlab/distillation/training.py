@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from datasets import DatasetDict
 from transformers import TrainerCallback
@@ -246,8 +247,6 @@ def finetune_teacher(cfg: KDConfig, model: torch.nn.Module, tokenizer, data: Dat
 
 def history_frame(history: list[dict]):
     """Trainer log history → (train DataFrame of loss components per step, eval DataFrame per evaluation)."""
-    import pandas as pd
-
     train = pd.DataFrame([h for h in history if "loss" in h and "eval_loss" not in h])
     evals = pd.DataFrame([h for h in history if "eval_loss" in h])
     return train, evals

@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from kdlab import __version__
+
 MIME = "application/vnd.kdlab.check+json"
 
 
@@ -42,8 +44,6 @@ class CheckResult:
         return "\n".join(lines)
 
     def payload(self) -> dict:
-        from kdlab import __version__
-
         return {**asdict(self), "kdlab_version": __version__}
 
     def _repr_mimebundle_(self, include=None, exclude=None):

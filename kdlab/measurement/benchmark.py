@@ -41,8 +41,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+from transformers import BertConfig, BertForSequenceClassification
+from transformers.utils import logging as hf_logging
 
 from kdlab.errors import KDLabError
 from kdlab.measurement.memory import MB, peak_memory
@@ -115,8 +118,6 @@ def _logits_runner(module: nn.Module) -> Callable[[dict], torch.Tensor]:
 
 def _safetensors_bytes(module: nn.Module) -> int:
     """Size of the weights ``save_pretrained`` writes (safetensors), in bytes."""
-    from transformers.utils import logging as hf_logging
-
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # save_pretrained shows a "Writing model shards" bar
     try:
@@ -288,8 +289,6 @@ def benchmark_models(
     ``inputs(batch_size) -> [batch, ...]`` replaces the random ``seq_len`` batches (``real_length_inputs``: real
     sentences, dynamic padding; the ``seq`` column then holds the mean padded length).
     """
-    import pandas as pd
-
     precisions = list(precisions)
     batch_sizes = list(batch_sizes)
     dev = check_timing_args(models, batch_sizes, seq_len, precisions, device, warmup, repeats, num_threads)
@@ -350,8 +349,6 @@ def bert_base_models(layers=(12, 6, 4), num_labels: int = 2, seed: int = 0, **si
     not depend on the values. The first entry of ``layers`` is the teacher; the students are cut from it with
     ``kdlab.models.student.init_student_from_teacher`` (alternate layers). ``sizes`` overrides BertConfig fields
     (e.g. ``hidden_size=32`` for tests)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
     teacher_layers, *student_layers = layers
     torch.manual_seed(seed)
     config = BertConfig(num_hidden_layers=teacher_layers, num_labels=num_labels, **sizes)

@@ -12,8 +12,13 @@ import statistics
 import time
 
 import torch
+from transformers import AutoModelForSequenceClassification
 
 from kdlab.config import KDConfig
+from kdlab.distillation.preflight import teacher_config
+from kdlab.measurement.timing import sync_for, torch_threads
+from kdlab.measurement.train_step import make_train_steps, training_batches
+from kdlab.models.student import init_student_from_teacher
 
 CALIBRATION_SEQ = 32  # SST-2's dynamically padded batches are about this long with max_length 64
 CALIBRATION_STEPS = 6
@@ -22,13 +27,6 @@ CALIBRATION_STEPS = 6
 def step_seconds(cfg: KDConfig, steps: int = CALIBRATION_STEPS) -> float:
     """Median seconds of one MiniLM training step (teacher forward, student forward and backward, AdamW) at
     ``cfg.batch_size`` × ``CALIBRATION_SEQ`` tokens, on CUDA when available, else the CPU (``cfg.num_threads``)."""
-    from transformers import AutoModelForSequenceClassification
-
-    from kdlab.distillation.preflight import teacher_config
-    from kdlab.measurement.timing import sync_for, torch_threads
-    from kdlab.measurement.train_step import make_train_steps, training_batches
-    from kdlab.models.student import init_student_from_teacher
-
     config, _ = teacher_config(cfg)
     config.num_labels = 2
     with torch.random.fork_rng(devices=[]):

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from kdlab.measurement.quantize import state_dict_bytes
 
@@ -39,8 +40,6 @@ def _quiet_fd2():
 
 def cpu_peak_bytes(run: Callable[[], object]) -> int:
     """Peak of (allocated − freed) CPU bytes seen by ``torch.profiler`` while ``run()`` executes."""
-    from torch.profiler import ProfilerActivity, profile
-
     with _quiet_fd2(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
     events = prof.profiler.kineto_results.events()

@@ -8,8 +8,10 @@ skipped row instead of failing.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,8 +24,6 @@ ONNX_TOLERANCE = 1e-4  # max |logit difference| allowed between onnxruntime and 
 
 def onnx_missing() -> str | None:
     """None when onnx export + onnxruntime can run here, else which packages are missing."""
-    import importlib.util
-
     missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
     return f"needs {', '.join(missing)} (pip install onnx onnxscript onnxruntime)" if missing else None
 
@@ -45,8 +45,6 @@ def export_onnx(model: nn.Module, path: str | Path, seq_len: int, num_threads: i
     Exported with ``torch.onnx.export(dynamo=True)`` at batch 2 (a batch of 1 would be specialised) and the
     given ``seq_len``. Returns the ``onnxruntime.InferenceSession`` (CPU, ``num_threads`` intra-op threads).
     """
-    import warnings
-
     import onnxruntime as ort
 
     path = Path(path)

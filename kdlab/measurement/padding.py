@@ -4,6 +4,7 @@ length-grouped batches (what ``kdlab.distillation.training`` trains with, ``grou
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from kdlab.errors import KDLabError
 
@@ -31,8 +32,6 @@ def padding_table(lengths: list[int], batch_size: int, max_length: int = 128, se
     strategy, batches, real_per_batch, padded_per_batch (token slots computed), pad_fraction (share of slots
     that are padding), slots_vs_real (padded / real).
     """
-    import pandas as pd
-
     if batch_size < 1 or max_length < 1 or not lengths:
         raise KDLabError("padding_table needs sentences, batch_size >= 1 and max_length >= 1.")
     lengths = [min(int(n), max_length) for n in lengths]

@@ -13,6 +13,8 @@ import warnings
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+from torch.ao.quantization import quantize_dynamic
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
@@ -27,16 +29,12 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         # torch.ao.quantization announces its deprecation (and that of quantize_per_tensor) on every call.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*(deprecated|quantize_per_tensor).*")
-        from torch.ao.quantization import quantize_dynamic
-
         quantized = quantize_dynamic(source, {nn.Linear, nn.LSTM}, dtype=torch.qint8, inplace=True)
     return quantized.eval()
 
 
 def is_int8_linear(module: nn.Module) -> bool:
     """True for a dynamically quantized Linear made by ``quantize_int8``."""
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
-
     return isinstance(module, DynamicQuantizedLinear)
 
 

@@ -12,6 +12,7 @@ the change that distillation makes shows.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kdlab.distillation.capture import QKVCapture
@@ -149,8 +150,6 @@ def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], t
     ``sentences`` and each
     student once; a student missing from ``student_predictions`` (e.g. the untrained cut, to compare before and
     after distillation) is scored on that same pass's predictions."""
-    import pandas as pd
-
     states = teacher_states(teacher, tokenizer, sentences, max_length)
     rows = []
     for name, model in students.items():

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import transformers
 
 from kdlab.errors import KDLabError
 
@@ -55,8 +56,6 @@ def device_name(device: str | torch.device = "cpu") -> str:
 
 def machine_summary(device: str | torch.device = "cpu", threads: int | None = None) -> dict:
     """What a benchmark ran on: device name, cores, torch threads, 1-minute load average, versions, date."""
-    import transformers
-
     info = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "device": device_name(device),

@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass
 from typing import Callable
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -227,8 +228,6 @@ def train_step_benchmark(teacher: nn.Module, student: nn.Module, batch_size: int
     see ``make_train_steps``). Each step works on copies; batches are random with padding (``training_batches``).
     ``ratios``: d/(a+b), d/e, c/(a+b), d/c of the P50s.
     """
-    import pandas as pd
-
     if batch_size < 1 or seq_len < 1 or warmup < 0 or repeats < 1:
         raise KDLabError(f"batch_size={batch_size}, seq_len={seq_len}, warmup={warmup}, repeats={repeats}: need "
                          "batch_size, seq_len, repeats >= 1 and warmup >= 0.")

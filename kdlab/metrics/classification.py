@@ -5,6 +5,8 @@ for any sequence classifier.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from scipy.stats import binomtest, norm
@@ -77,8 +79,6 @@ def predict_proba(model, tokenizer, sentences: list[str], max_length: int = 128,
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     if precision == "fp16":
-        import copy
-
         model = copy.deepcopy(model).half()
     autocast = precision == "fp16-autocast" or (precision == "auto" and device.type == "cuda")
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import evaluate
+
 METRICS_DIR = Path(__file__).with_name("evaluate_metrics")
 
 
@@ -28,8 +30,6 @@ def path(name: str) -> str:
 @lru_cache(maxsize=None)
 def load(name: str):
     """``evaluate.load`` of a shipped metric module (cached: loading takes ~0.2 s)."""
-    import evaluate
-
     return evaluate.load(path(name))
 
 

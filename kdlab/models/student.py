@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import re
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -104,8 +105,6 @@ def parameter_table(teacher: nn.Module, student_layers: list[int]):
     Columns: model, layers, hidden, params, params_M, fp32_MB, vs_teacher (fraction of the teacher's size),
     compression (teacher params / model params).
     """
-    import pandas as pd
-
     teacher_layers = len(encoder_layers(teacher))
     t_params = count_parameters(teacher)
     rows = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from kdlab.config import KDConfig
 from kdlab.errors import KDLabError
@@ -81,8 +81,6 @@ def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error
     model's embeddings. ``on_error(exc)`` turns a load failure (offline Hub, missing files) into the KDLabError to
     raise; ``role`` names the model in messages.
     """
-    from transformers import AutoConfig
-
     path = Path(source).expanduser()
     if path.exists():
         source = str(path)

@@ -8,13 +8,12 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
+from kdlab.data.synthetic import synthetic_vocabulary
 from kdlab.validation import TINY_SIZES
 
 
 def build_tiny_tokenizer(folder: str | Path | None = None) -> BertTokenizerFast:
     """A WordPiece tokenizer over the synthetic vocabulary (saved to ``folder`` if given)."""
-    from kdlab.data.synthetic import synthetic_vocabulary
-
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *synthetic_vocabulary()]
     tokenizer = BertTokenizerFast(vocab={tok: i for i, tok in enumerate(tokens)}, do_lower_case=True,
                                   model_max_length=128)
