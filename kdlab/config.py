@@ -1,20 +1,16 @@
 """Lab configuration: ``KDConfig``, the profiles (``full``, ``cpu``, ``smoke``; cross-architecture ``large2base``
-and its smoke-size analogue ``smoke-x``), and the loader it shares with the language-model part's ``LMConfig``.
+and its smoke-size analogue ``smoke-x``), and ``load_config``.
 
 Each setting is declared once, as a field of one of five groups that ``KDConfig`` joins into one flat dataclass
-(flat, so ``load_config(num_epochs=1)`` and every saved ``config.json`` keep working):
-
-- ``ModelSettings``, ``DataSettings``, ``LabSettings``: read by name where they are used.
-- ``LossSettings``: also the fields of ``kdlab.distillation.losses.DistillationLoss`` (a subclass), which
-  ``DistillationLoss.from_config(cfg, variant)`` fills from a config; each field's ``metadata["variants"]`` names
-  the variants that use it, and ``kdlab.validation.check_loss`` is the one check of their values.
-- ``TrainSettings``: each field's ``metadata["trainer"]`` names the ``transformers.TrainingArguments`` argument it
-  becomes (``kdlab.distillation.trainer.training_arguments`` builds them all from that).
+(flat, so ``load_config(num_epochs=1)`` and every saved ``config.json`` keep working). ``LossSettings`` are also
+the fields of ``kdlab.distillation.losses.DistillationLoss`` (``DistillationLoss.from_config(cfg, variant)`` takes
+those whose ``metadata["variants"]`` names the variant); each ``TrainSettings`` field's ``metadata["trainer"]``
+names the ``transformers.TrainingArguments`` argument it becomes (``training_arguments`` in
+kdlab.distillation.trainer). Values are checked in one place, ``kdlab.validation`` (also ``LMConfig``'s loader).
 
 ``load_config()`` picks the profile from its argument, else ``KDLAB_PROFILE``, else ``full`` when CUDA is available
-and ``cpu`` otherwise; environment variables and keyword overrides are applied on top (``build_config``: unknown
-names and wrong types are refused with a KDLabError that says what to write), and the result is validated before
-anything long starts.
+and ``cpu`` otherwise; environment variables and keyword overrides go on top, and the result is validated (unknown
+names, wrong types, values no run can use: a KDLabError that says what to write) before anything long starts.
 """
 
 from __future__ import annotations
@@ -83,6 +79,8 @@ LOGITS = ("hinton", "minilm")  # the variants with a teacher's logits term (`ce`
 
 @dataclass
 class ModelSettings:
+    """The teacher and the student: which models, and how the student is made."""
+
     profile: str = "full"  # name of the profile these values came from
     teacher: str = "textattack/bert-base-uncased-SST-2"  # Hub id, local folder, "minilm-l6" or "tiny-random"
     teacher_finetune: str = "auto"  # "auto": fine-tune when the teacher has no trained head; "yes"; "no"
@@ -102,6 +100,8 @@ class ModelSettings:
 
 @dataclass
 class DataSettings:
+    """Which sentences the teacher and the students train and are evaluated on."""
+
     data: str = "hub"  # "hub" (nyu-mll/glue sst2), "synthetic", or a local folder (GLUE TSVs or save_to_disk)
     max_length: int = 128  # tokens per sentence after truncation (batches are padded dynamically)
     max_train_samples: int | None = None  # first N training sentences after a seeded shuffle; None = all
@@ -121,7 +121,7 @@ class DataSettings:
 
 @dataclass
 class LossSettings:
-    """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relation heads + λ_h·hidden]: kdlab.distillation.losses.
+    """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relations + λ_h·hidden]: kdlab.distillation.losses.
 
     Each field says which variants use it (``metadata["variants"]``): ``ce`` is CE alone (weight 1), ``hinton``
     α·CE + β·KD with the schedules, ``minilm`` every term. ``kdlab.validation.check_loss`` is the one check of
@@ -161,6 +161,8 @@ class LossSettings:
 
 @dataclass
 class TrainSettings:
+    """The optimisation of every run; ``metadata["trainer"]`` names the TrainingArguments argument."""
+
     learning_rate: float = _train(2e-5, "learning_rate")
     batch_size: int = _train(32, "per_device_train_batch_size")
     eval_batch_size: int = _train(64, "per_device_eval_batch_size")
@@ -169,10 +171,10 @@ class TrainSettings:
     weight_decay: float = _train(0.01, "weight_decay")
     gradient_accumulation_steps: int = _train(1, "gradient_accumulation_steps")
     fp16: bool = _train(True, "fp16")  # mixed precision on CUDA (ignored, and reported, on CPU)
-    seed: int = _train(42, "seed")  # the data's shuffle and the teacher's fine-tune (shared by a class), and the
-    # students' unless a student id (KDLAB_STUDENT_ID, or lab.setup(student_id=...)) gives each student their own
-    # training seed for the students they train (student_seed, derived from the id: seed_for_student); data and
-    # teacher stay shared.
+    # The data's shuffle and the teacher's fine-tune (shared by a class), and the students' unless a student id
+    # (KDLAB_STUDENT_ID, or lab.setup(student_id=...)) gives each student a training seed (student_seed, derived
+    # from the id by seed_for_student) for the students they train; data and teacher stay shared.
+    seed: int = _train(42, "seed")
     student_id: str | None = _train(None)
     student_seed: int | None = _train(None)
     teacher_learning_rate: float = _train(2e-5)  # the teacher's learning_rate, when it is fine-tuned first
@@ -189,6 +191,8 @@ class TrainSettings:
 
 @dataclass
 class LabSettings:
+    """What the notebooks run and where they save it."""
+
     compare_variants: bool = True  # 02-Distill also trains the `ce` and `hinton` students
     num_seeds: int = 1  # 02-Distill trains each compared student with this many seeds (spread in 03)
     challenges: bool = False  # run the optional challenge cells at the end of 02 and 04

@@ -1,8 +1,7 @@
 """MiniLMv2 multi-head self-attention relation distillation, for teachers and students of any head count.
 
 MiniLM's attention/value transfer (``kdlab.distillation.losses``) compares head h of the teacher with head h of the
-student,
-so both need the same number of heads. MiniLMv2 (Wang et al. 2021, "MiniLMv2: Multi-Head Self-Attention
+student, so both need the same number of heads. MiniLMv2 (Wang et al. 2021, "MiniLMv2: Multi-Head Self-Attention
 Relation Distillation for Compressing Pretrained Transformers") removes that restriction: it concatenates one
 layer's queries (and keys, values) over all heads, re-splits the concatenation into A_r *relation heads*, and
 transfers the scaled dot-product relations between them:

@@ -2,7 +2,7 @@
 
 All of kdlab's quantization goes through ``quantize_int8`` so the backend can change in one place.
 It uses ``torch.ao.quantization.quantize_dynamic``: deprecated (torchao is its successor) but working in
-torch 2.13; torchao's int8 config has no fast CPU kernel on AVX2-only machines (0.06x measured here).
+torch 2.13; torchao's int8 config has no fast CPU kernel on AVX2-only machines (slower than fp32 there).
 """
 
 from __future__ import annotations

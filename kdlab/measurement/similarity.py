@@ -146,9 +146,8 @@ def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], t
                      student_predictions: dict, max_length: int = 128):
     """One row per student: prediction agreement with the teacher, last-layer attention KL to the teacher, [CLS]
     cosine similarity (NaN where widths or head counts differ); and a last row, ``UNIFORM_ROW``: the attention KL
-    of attending uniformly (``uniform_attention_kl``), the value a KL must be compared with. The teacher runs once over
-    ``sentences`` and each
-    student once; a student missing from ``student_predictions`` (e.g. the untrained cut, to compare before and
+    of attending uniformly (``uniform_attention_kl``), the value a KL must be compared with. The teacher runs once
+    over ``sentences`` and each student once; a student missing from ``student_predictions`` (e.g. the untrained cut, to compare before and
     after distillation) is scored on that same pass's predictions."""
     states = teacher_states(teacher, tokenizer, sentences, max_length)
     rows = []

@@ -187,8 +187,8 @@ def random_encoder_student(teacher: nn.Module, num_layers: int, layer_map: list[
 def build_student(cfg, teacher: nn.Module, teacher_tokenizer=None) -> nn.Module:
     """The student a config asks for: cut from the teacher when ``cfg.student`` is None (``student_init="random"``:
     the same shape with random weights; ``"random-encoder"``: the teacher's embeddings and head, random layers), else
-    loaded with ``load_student_model`` and checked to share the
-    teacher's tokenizer (KDLabError saying what differs)."""
+    loaded with ``load_student_model`` and checked to share the teacher's tokenizer (KDLabError saying what
+    differs)."""
     if cfg.student is None:
         if getattr(cfg, "student_init", "teacher") == "random":
             return random_student_like(teacher, cfg.student_layers, cfg.seed)

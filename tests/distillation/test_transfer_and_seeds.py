@@ -182,7 +182,7 @@ def test_train_seeds_saves_and_reuses_runs(tmp_path, monkeypatch, finetuned_teac
     def no_training(*a, **k):
         raise AssertionError("a saved run should have been reused")
 
-    monkeypatch.setattr("kdlab.distillation.training.distill", no_training)
+    monkeypatch.setattr("kdlab.distillation.seeds.distill", no_training)  # the name seeds.py trains with
     again = train_seeds(cfg, finetuned_teacher, tiny_tokenizer, data, ["ce"], [1, 2], tmp_path / "q",
                         log=lambda m: None)
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in first]
