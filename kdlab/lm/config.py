@@ -193,7 +193,7 @@ def load_lm_config(profile: str | None = None, **overrides) -> LMConfig:
     refuse_unknown(LMConfig, from_json, OVERRIDES_ENV)
     values.update(from_json)
     values.update(overrides)
-    if isinstance(values.get("data"), str) and values["data"] != "hub":
+    if isinstance(values.get("data"), (str, os.PathLike)) and values["data"] != "hub":
         values["data"] = str(Path(values["data"]).expanduser().resolve())
     return build_config(LMConfig, values, source=f"the language-model profile {name!r} with overrides "
                                                   f"{sorted(overrides)}")

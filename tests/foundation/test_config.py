@@ -247,3 +247,9 @@ def test_the_language_model_settings_share_the_loader(monkeypatch):
     monkeypatch.setenv("KDLAB_LM_TEACHER", "gpt2")
     cfg = load_lm_config("smoke")
     assert (cfg.top_k, cfg.teacher) == (4, "gpt2")
+
+
+def test_a_data_folder_may_be_given_as_a_path(tmp_path):
+    assert load_config("smoke", data=tmp_path).data == str(tmp_path.resolve())
+    with pytest.raises(KDLabError, match="data=5 .*must be str"):
+        load_config("smoke", data=5)
