@@ -72,7 +72,7 @@ def setup(profile: str | None = None, **overrides) -> KDConfig:
     return cfg
 
 
-def environment() -> dict:
+def machine_info() -> dict:
     """torch/transformers versions, CUDA availability, GPU name and memory, FP16 support, CPU threads."""
     import transformers
 

@@ -49,9 +49,9 @@ def temperature_demo(model, tokenizer, sentence: str, temperatures=(1, 4, 10)):
         p = torch.softmax(logits / t, -1).numpy()
         bars = ax.bar(np.arange(len(p)) + i * width, p, width, label=f"T = {t}")
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    from kdlab.tables import class_names
+    from kdlab.tables import display_class_names
 
-    names = class_names(model)
+    names = display_class_names(model)
     ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, names)
     ax.set(ylim=(0, 1.1), ylabel="probability")
     ax.set_title("Teacher softmax(z/T) for: " + "\n".join(textwrap.wrap(f"“{sentence}”", 70)), fontsize=9)
