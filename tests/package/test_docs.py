@@ -289,3 +289,29 @@ def test_pip_install_r_requirements_into_a_fresh_environment_gives_an_importable
     module, record = check.stdout.split()
     assert Path(module).resolve() == (ROOT / "kdlab" / "__init__.py").resolve()
     assert Path(record).resolve().is_relative_to(venv.resolve()), record  # installed here, not found elsewhere
+
+
+def named_sections(text: str) -> list[str]:
+    """Section names quoted right after ``BENCHMARKS.md`` (``BENCHMARKS.md「Issue 24's controls」``,
+    ``BENCHMARKS.md, "Combined compression"``): the way the notebooks point into it in prose."""
+    return re.findall(r"BENCHMARKS\.md[ ,，(（]{0,3}[「\"“]([^」\"”\n]+)[」\"”]", text)
+
+
+def _prose(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        import json
+
+        return "\n".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"])
+    return path.read_text(encoding="utf-8")
+
+
+def test_sections_named_in_prose_are_headings_of_benchmarks():
+    headings = [h.replace("`", "") for h in re.findall(r"^#{1,6} (.+)$", BENCHMARKS.read_text(encoding="utf-8"), re.M)]
+    missing = {}
+    for path in [README, *sorted(ROOT.glob("*.ipynb")), *sorted(ROOT.glob("advanced/*.ipynb"))]:
+        for name in named_sections(_prose(path)):
+            if not any(name.replace("`", "") in h for h in headings):
+                missing.setdefault(path.name, []).append(name)
+    assert missing == {}
+    assert named_sections('see BENCHMARKS.md「Issue 24\'s controls」 and BENCHMARKS.md ("Which component")') == [
+        "Issue 24's controls", "Which component"]
