@@ -129,7 +129,8 @@ def github_anchor(heading: str) -> str:
     """The anchor GitHub gives a heading (github-slugger): the rendered text lower-cased, every character that is
     not a letter, mark, digit, ``_``, ``-`` or space dropped, spaces turned into ``-``. ``code`` keeps its text."""
     text = re.sub(r"`([^`]*)`", r"\1", heading.strip()).lower()
-    keep = "".join(c for c in text if c in "-_ " or unicodedata.category(c)[0] in "LMN" and unicodedata.category(c) != "No")
+    kept = {"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl"}  # letters, marks, digits; not ² or ½
+    keep = "".join(c for c in text if c in "-_ " or unicodedata.category(c) in kept)
     return keep.replace(" ", "-")
 
 
@@ -206,7 +207,8 @@ def test_new_benchmark_sections_land_before_the_archive(tmp_path):
     path.write_text(f"# Benchmarks\n\n## old\n\nkept\n\n{ARCHIVE_HEADING}\n\n## older\n\nsuperseded\n")
     append_markdown(path, "new — 2026-12-06", ["- command: `x`", "", "| a |", "|---|", "| 1 |"])
     text = path.read_text()
-    assert text == (f"# Benchmarks\n\n## old\n\nkept\n\n## new — 2026-12-06\n\n- command: `x`\n\n| a |\n|---|\n| 1 |\n"
+    assert text == (f"# Benchmarks\n\n## old\n\nkept\n\n## new — 2026-12-06\n\n- command: `x`\n\n"
+                    f"| a |\n|---|\n| 1 |\n"
                     f"\n{ARCHIVE_HEADING}\n\n## older\n\nsuperseded\n")
     plain = tmp_path / "plain.md"
     plain.write_text("# B\n\n## one\n\nx\n")
@@ -245,7 +247,8 @@ def _setup_extras() -> set[str]:
 
 
 def test_requirements_take_their_versions_and_extras_from_pyproject():
-    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = set(project["optional-dependencies"])
     assert requirement_problems(REQUIREMENTS.read_text(encoding="utf-8"), extras, _setup_extras()) == []
     assert "torch==" in REQUIREMENTS.read_text(encoding="utf-8")  # the comment on installing torch first
 
