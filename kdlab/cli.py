@@ -10,7 +10,7 @@ it may import anything in kdlab, nothing imports it).
 - ``solutions OUT_DIR``: write solved copies of the notebooks (exercises filled from ``kdlab.course.solutions``).
 - ``grade SUBMISSIONS_DIR [--rubric R] [--out DIR]``: gradebook CSVs, feedback per student, reflections.
 - ``pool SUBMISSIONS_DIR [--out FILE]``: the class's runs (a seed per student) as one multi-seed study.
-- ``colab-links [--repo OWNER/NAME] [--branch B] [--check]``: point every "Open in Colab" badge and Colab install
+- ``colab-links [--repo OWNER/NAME] [--ref TAG] [--check]``: point every "Open in Colab" badge and Colab install
   line at the repository (default: ``kdlab.course.colab.REPO``); ``--check`` only reports, exit 1 if any differs.
 """
 
@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     po.add_argument("--out", default="class-seeds.md", help="Markdown file to write (default: ./class-seeds.md)")
     links = sub.add_parser("colab-links", help="point the Open-in-Colab badges and install lines at a repository")
     links.add_argument("--repo", help="GitHub OWNER/NAME (default: kdlab.course.colab.REPO)")
-    links.add_argument("--branch", help="branch (default: kdlab.course.colab.BRANCH)")
+    links.add_argument("--ref", "--branch", dest="branch",
+                       help="the release tag or commit students install and open (default: kdlab.course.colab.BRANCH); "
+                            "pin a tag or commit, not a moving branch")
     links.add_argument("--check", action="store_true", help="only check; exit 1 if any link differs")
     args = parser.parse_args(argv)
     if args.command == "solutions":

@@ -167,6 +167,14 @@ class Lab:
     def cross_arch_loss_checks():
         return tables.cross_arch_loss_checks()
 
+    def training_time(self) -> None:
+        """How long 02's training will take on this machine: a few steps of each kind timed here (GPU included)."""
+        from kdlab.course.runtimes import describe_distill_estimate, distill_estimate
+
+        found = distill_estimate(self.cfg, self.teacher.model, self.teacher.tokenizer, self.data["train"])
+        steps.record(self.cfg, distill_estimate=found)
+        print(describe_distill_estimate(found))
+
     def loss_race(self, **functions):
         """Your loss terms (``kd_loss=…, attention_kl=…, value_relation_kl=…``) against kdlab's, each trained on the
         same small transfer set from the same start: the checks, the curves and the final table."""
