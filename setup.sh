@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the lab needs into the current Python (a venv, a laptop, a GPU machine). Idempotent.
-#   bash setup.sh          the lab: kdlab + JupyterLab + what `python -m kdlab run` needs      (= --lab)
+#   bash setup.sh          the lab: kdlab + JupyterLab + what `python -m kdlab run` needs + ONNX Runtime (= --lab)
 #   bash setup.sh --dev    what CI needs: kdlab + notebook runner + onnx + pytest/nbval (no JupyterLab)
 # Versions live in pyproject.toml only (extras `lab`, `run`, `onnx`, `dev`). On Colab the notebooks' first cell
 # installs kdlab itself (base dependencies only; Colab brings Jupyter).
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-extras="lab,run"
+extras="lab,run,onnx"
 case "${1:---lab}" in
   --lab) ;;
   --dev) extras="dev" ;;

@@ -25,6 +25,12 @@ from kdlab.metrics.classification import confusion, format_accuracy, majority_pr
 from kdlab.models.teacher import Teacher, diagnose_accuracy
 
 
+# 04's ONNX Runtime comparison runs on the CPU (also on a GPU runtime): bounded so BERT-base stays within minutes
+ONNX_BATCHES = (1, 8)
+ONNX_SEQ = 64
+ONNX_REPEATS = 10
+
+
 class Lab:
     """One run of the lab (``runs/<profile>/``): ``Lab(PROFILE, student_id=STUDENT_ID)`` loads and validates the
     config (``kdlab.lab.setup``) and says where the artifacts go. The teacher and the data load on first use:
@@ -410,8 +416,9 @@ class Lab:
         if not hasattr(self, "_lineup"):
             self.lineup()
         kwargs.setdefault("models", self._lineup)
-        return benchmark.benchmark_models(warmup=self.cfg.bench_warmup, repeats=self.cfg.bench_repeats,
-                                          num_threads=self.cfg.num_threads, **kwargs)
+        kwargs.setdefault("warmup", self.cfg.bench_warmup)
+        kwargs.setdefault("repeats", self.cfg.bench_repeats)
+        return benchmark.benchmark_models(num_threads=self.cfg.num_threads, **kwargs)
 
     @property
     def precisions(self) -> tuple[str, str]:
@@ -437,12 +444,22 @@ class Lab:
         return tables.benchmark_table(real, real_lengths=True)
 
     def benchmark_onnx(self):
-        """Teacher and student in PyTorch fp32 and ONNX Runtime on the CPU (recorded)."""
+        """Teacher and student in PyTorch fp32 and ONNX Runtime on the CPU (recorded), at bounded shapes
+        (``ONNX_BATCHES`` × ``ONNX_SEQ`` tokens, ``ONNX_REPEATS`` rounds): a BERT-base teacher on Colab's 2 vCPUs
+        takes seconds per batch, so the full benchmark's 32 × 128 × 50 rounds would take many minutes there."""
+        from kdlab.measurement.onnx_export import onnx_missing
+
+        missing = onnx_missing()
+        if missing:
+            print(f"ONNX Runtime comparison skipped: it {missing}; then run this cell again.")
+            return None
         if not hasattr(self, "_lineup"):
             self.lineup()
         models = {name: m for name, m in self._lineup.items() if "untrained" not in name}
-        onnx = self._bench(models=models, batch_sizes=(1, 32), seq_len=128, precisions=("fp32", "onnx"),
-                           device="cpu", measure_disk=False)
+        onnx = self._bench(models=models, batch_sizes=ONNX_BATCHES, seq_len=min(ONNX_SEQ, self.cfg.max_length),
+                           precisions=("fp32", "onnx"), device="cpu", measure_disk=False,
+                           repeats=min(self.cfg.bench_repeats, ONNX_REPEATS),
+                           warmup=min(self.cfg.bench_warmup, 2))
         steps.record(self.cfg, benchmark_onnx=onnx.to_dict(orient="records"))
         return onnx[["model", "precision", "batch", "p50_ms", "p95_ms", "samples_per_s", "speedup_vs_teacher",
                      "max_abs_diff", "status"]].round(3)

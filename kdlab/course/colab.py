@@ -57,15 +57,16 @@ def badge(notebook: str, repo: str = REPO, branch: str = BRANCH) -> str:
 
 
 def install_source(repo: str = REPO, branch: str = BRANCH) -> str:
-    """What the Colab cell gives to pip: the repository on GitHub at ``branch``."""
-    return f"git+https://github.com/{repo}@{branch}"
+    """What the Colab cell gives to pip: kdlab with its ``onnx`` extra (04 compares ONNX Runtime; Colab does not
+    preinstall it) from the repository on GitHub at the pinned ref ``branch``."""
+    return f"kdlab[onnx] @ git+https://github.com/{repo}@{branch}"
 
 
 COLAB_CELL = '''# Colab：安裝 kdlab、掛載 Google Drive，讓四本 notebook 共用同一個 runs 資料夾（在 Colab 以外不做任何事）
 import sys
 if "google.colab" in sys.modules:
     import os, subprocess
-    source = "{uploaded}" if os.path.isfile("{uploaded}/pyproject.toml") else "{source}"
+    source = "{uploaded}[onnx]" if os.path.isfile("{uploaded}/pyproject.toml") else "{source}"
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True)
     if pip.returncode:  # show pip's own words, then stop "Run all"
         print(pip.stdout[-4000:], pip.stderr[-4000:], sep="\\n")
@@ -160,7 +161,7 @@ def links_in(text: str) -> list[tuple[str, str, str]]:
 def rewrite_links(text: str, repo: str = REPO, branch: str = BRANCH) -> str:
     """``text`` with every Colab badge address and install source pointed at ``repo``/``branch``."""
     text = _BADGE_RE.sub(lambda m: notebook_url(m.group(3), repo, branch), text)
-    return _SOURCE_RE.sub(lambda m: install_source(repo, branch), text)
+    return _SOURCE_RE.sub(lambda m: f"git+https://github.com/{repo}@{branch}", text)
 
 
 def sync_links(root: str | Path, repo: str = REPO, branch: str = BRANCH, check: bool = False) -> list[str]:
