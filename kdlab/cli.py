@@ -236,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="submissions graded at once (default: the cores, here %(default)s)")
     gr.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "basic"), default="auto",
-                    help="how the exercise child is contained (default auto: bwrap where it works, else basic)")
+                    help="how the students' code is contained. auto (default): bubblewrap where it works, else "
+                    "Docker when --docker-image is given, else STOP before running any student code (basic would "
+                    "run it as your user, with your files and the network). Fix: apt-get install bubblewrap, or "
+                    "--sandbox docker --docker-image IMAGE; accept the risk: --sandbox basic")
     gr.add_argument("--docker-image", help="with --sandbox docker: an image with Python, torch, numpy, safetensors")
     gr.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit of the child (default 4)")
     gr.add_argument("--solutions", help="the instructor's solutions, for copy detection (default: "

@@ -12,8 +12,12 @@ Every mode (``basic``, ``bwrap``, ``docker``) gives the child:
 not even loopback; the grader's processes and their command lines are invisible), no capabilities, and a
 filesystem view that holds only ``/usr``, Python and its packages (read-only, kdlab itself masked) and the
 throw-away folder — not the submissions, the gradebook or the instructor's files. ``docker`` runs the child in a
-container of an image the instructor names, with ``--network none`` and the same limits. ``basic`` is what is
-left where neither is available: the child then runs as the grader's user and can read what that user can.
+container of an image the instructor names, with ``--network none`` and the same limits. ``basic`` gives only the
+limits: the child then runs as the grader's user, can read and write what that user can, and reach the network.
+
+``auto`` (the default) is confined or nothing: bubblewrap where it works, else Docker when an image is named; where
+neither is available it stops with ``Unconfined`` (a ``KDLabError``) before any student code runs, saying what
+``basic`` would expose and how to fix it or accept it (``--sandbox basic``).
 
 ``Sandbox.protections()`` lists what the chosen mode gives, for the gradebook; nothing is claimed that did not apply.
 """
@@ -177,6 +181,20 @@ def bwrap_works() -> str | None:
     return None
 
 
+def unconfined_message(problem: str) -> str:
+    """Why ``--sandbox auto`` stops, what ``basic`` would expose, and the three ways on."""
+    return (f"--sandbox auto found no containment: {problem}; and no Docker image was named. Graded in --sandbox "
+            "basic, the students' code would run as your user: it could read and write your files (your keys, "
+            "other students' submissions, the gradebook) and reach the network. Nothing was run. Fix it: install "
+            "bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap), or use Docker (--sandbox docker "
+            "--docker-image IMAGE, an image with Python, torch, numpy, safetensors). Or accept it for a class you "
+            "trust: --sandbox basic.")
+
+
+class Unconfined(KDLabError):
+    """``--sandbox auto`` where neither bubblewrap nor Docker can contain the child."""
+
+
 class Sandbox:
     """One containment mode with its limits; ``run`` starts a child in it."""
 
@@ -188,8 +206,12 @@ class Sandbox:
         self.note = ""
         if mode == "auto":
             problem = bwrap_works()
-            mode = "bwrap" if problem is None else "basic"
-            self.note = "" if problem is None else f"bwrap unavailable: {problem}"
+            if problem is None:
+                mode = "bwrap"
+            elif docker_image and shutil.which("docker") is not None:
+                mode, self.note = "docker", f"bwrap unavailable: {problem}"
+            else:
+                raise Unconfined(unconfined_message(problem))
         elif mode == "bwrap" and (problem := bwrap_works()) is not None:
             raise KDLabError(f"--sandbox bwrap: {problem}. Use --sandbox basic to grade without it (weaker: the "
                              "student code can then read what your user can, and use the network).")

@@ -264,7 +264,7 @@ def gradebook(executed_lab, tmp_path_factory):
     old_cwd, os.environ["KDLAB_TEST_SECRET"] = os.getcwd(), SECRET
     os.chdir(work)
     try:
-        sandbox = Sandbox("auto", Limits(memory_bytes=4 << 30, cpu_seconds=200))
+        sandbox = Sandbox("auto" if bwrap_works() is None else "basic", Limits(memory_bytes=4 << 30, cpu_seconds=200))
         settings = Settings(load_rubric(), sandbox, TIMEOUT)
         out = tmp_path_factory.mktemp("grades")
         start = time.perf_counter()

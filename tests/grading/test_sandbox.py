@@ -104,3 +104,47 @@ def test_protections_name_the_mode_and_never_claim_isolation_basic_lacks():
     assert text.startswith("basic:") and "NO network or filesystem isolation" in text
     if bwrap_works() is None:
         assert Sandbox("auto").protections().startswith("bwrap: no network")
+
+
+@pytest.fixture
+def no_bubblewrap(monkeypatch, tmp_path):
+    """bubblewrap made unavailable: a PATH without ``bwrap`` (and bwrap_works' cached answer forgotten)."""
+    import kdlab.grading.sandbox as sandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sandbox.bwrap_works.cache_clear()
+    yield
+    sandbox.bwrap_works.cache_clear()
+
+
+def test_auto_without_bubblewrap_or_docker_refuses_and_says_how_to_go_on(no_bubblewrap):
+    from kdlab.grading.sandbox import Unconfined
+
+    assert bwrap_works() is not None
+    with pytest.raises(Unconfined) as err:
+        Sandbox("auto")
+    message = str(err.value)
+    for needed in ("could read and write your files", "network", "apt-get install bubblewrap",
+                   "--sandbox docker --docker-image", "--sandbox basic", "Nothing was run"):
+        assert needed in message, needed
+    assert Sandbox("basic").mode == "basic"  # accepted explicitly
+
+
+def test_grade_auto_without_bubblewrap_stops_before_any_student_code_runs(no_bubblewrap, tmp_path, capsys,
+                                                                          monkeypatch):
+    """``kdlab grade`` exits 2 with the message, having run nothing and written no gradebook; ``--help`` says the
+    same."""
+    import kdlab.grading.grader as grader
+    from kdlab.cli import main
+
+    ran = []
+    monkeypatch.setattr(grader, "grade_all", lambda *a, **k: ran.append(a))
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    assert main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "grades")]) == 2
+    assert "--sandbox basic" in capsys.readouterr().err
+    assert not ran and not (tmp_path / "grades").exists()
+    with pytest.raises(SystemExit):
+        main(["grade", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "else STOP before running any student code" in text and "apt-get install bubblewrap" in text
+    assert "--sandbox basic" in text
