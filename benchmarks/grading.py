@@ -23,10 +23,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "grader"))  # the instructor's grader, when not installed (pip install ./grader)
 
 from kdlab.config import NOTEBOOKS  # noqa: E402
-from kdlab.grading.grader import Settings, grade_all, load_rubric  # noqa: E402
-from kdlab.grading.sandbox import Sandbox  # noqa: E402
+from kdlab_grader.grader import Settings, grade_all, load_rubric  # noqa: E402
+from kdlab_grader.sandbox import Sandbox  # noqa: E402
 from kdlab.measurement.records import append_markdown, report_header  # noqa: E402
 
 HONEST = ROOT / "tests" / "grading" / "honest_solutions.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kdlab.grading.grader import Settings, grade_all, load_rubric
-from kdlab.grading.sandbox import Limits, Sandbox, bwrap_works
+from kdlab_grader.grader import Settings, grade_all, load_rubric
+from kdlab_grader.sandbox import Limits, Sandbox, bwrap_works
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -49,11 +49,11 @@ def hostile(executed_lab, tmp_path_factory):
     alone = tmp_path_factory.mktemp("alone")
     shutil.copytree(subs / "alice", alone / "alice")
     solo = grade_all(alone, tmp_path_factory.mktemp("solo"), _settings(), jobs=1, log=lambda m: None)
-    return {g.student: g for g in grades}, made, out, seconds, solo[0]
+    return {g.student: g for g in grades}, made, out, seconds, solo[0], subs
 
 
 def test_the_batch_finishes_with_a_row_per_submission(hostile):
-    grades, made, out, seconds, _ = hostile
+    grades, made, out, seconds, *_ = hostile
     assert len(grades) == len(made)  # twin/ + twin.zip and Zed/ + zed.zip are four rows
     students = [r[0] for r in _rows(out / "gradebook.csv")[2:]]
     assert len(students) == len(made) and len(set(s.casefold() for s in students)) == len(students)
@@ -100,8 +100,18 @@ def test_cells_without_outputs_are_read_as_unexecuted_output(hostile):
     assert any(i.item == "kd_loss" and i.passed for i in bare.items)  # its exercises still re-checked
 
 
+def test_pooling_the_hostile_class_leaves_each_malformed_run_out_with_a_note(hostile, tmp_path):
+    from kdlab_grader.pooling import pool
+
+    *_, subs = hostile
+    pooled = pool(subs, tmp_path / "class.md")
+    notes = " ".join(pooled["notes"])
+    assert "deep: left out (results.json nests" in notes and "shapes: left out" in notes
+    assert {r for r in pooled["table"]["seeds"]} == {1}  # alice's run, the one usable one
+
+
 def test_the_honest_row_is_what_grading_it_alone_gives(hostile):
-    grades, _, _, _, solo = hostile
+    grades, _, _, _, solo, _ = hostile
     alice = grades["alice"]
 
     def key(grade):

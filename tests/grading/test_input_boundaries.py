@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdlab.errors import KDLabError
-from kdlab.grading.grader import Settings, grade_student
-from kdlab.grading.sandbox import Completed
-from kdlab.grading.submissions import FileLimits, SubmissionRefused, open_submission
+from kdlab_grader.grader import Settings, grade_student
+from kdlab_grader.sandbox import Completed
+from kdlab_grader.submissions import FileLimits, SubmissionRefused, open_submission
 
 BOUNDED = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])

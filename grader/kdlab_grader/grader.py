@@ -1,15 +1,15 @@
 """``python -m kdlab grade SUBMISSIONS_DIR``: a gradebook from students' executed notebooks.
 
-Per submission (a folder or a .zip per student, opened with the limits of ``kdlab.grading.submissions``):
+Per submission (a folder or a .zip per student, opened with the limits of ``kdlab_grader.submissions``):
 
 - each notebook: present, under its size limit, every code cell executed top to bottom, no error output;
-- each exercise cell read first (``kdlab.grading.static``): kdlab's implementations imported or reproduced, files,
+- each exercise cell read first (``kdlab_grader.static``): kdlab's implementations imported or reproduced, files,
   processes, the environment or the network reached for, a library patched, a check output forged — no points for
   that exercise, and a flag naming it;
-- the other exercise cells run in one contained child (``kdlab.grading.sandbox``), which only computes the
+- the other exercise cells run in one contained child (``kdlab_grader.sandbox``), which only computes the
   functions' outputs on inputs drawn from a fresh seed; the grader judges them with the notebook checks' own code
-  (``kdlab.grading.checks``); a saved check output older than its code is flagged as stale;
-- every reported number and results table compared with results.json (``kdlab.grading.outputs``): an edit is
+  (``kdlab_grader.checks``); a saved check output older than its code is flagged as stale;
+- every reported number and results table compared with results.json (``kdlab_grader.outputs``): an edit is
   flagged and penalised;
 - the targets read from results.json (``kdlab.course.targets``); the reflection answers collected.
 
@@ -18,7 +18,7 @@ stops the batch: files are read with size and nesting bounds (``submissions.read
 run's checks turn any exception into an item or flag of that student, and a submission the grader still cannot
 grade gets a row with status ``error`` and the reason; the gradebook is always written. Two submissions that name
 one student (``twin/`` and ``twin.zip``, or ``Alice/`` and ``alice.zip``) are graded under distinct names
-(``twin #1``, ``twin #2``), each flagged with both files. Points come from a rubric (``kdlab/course/rubric.toml``,
+(``twin #1``, ``twin #2``), each flagged with both files. Points come from a rubric (``grader/kdlab_grader/rubric.toml``,
 editable).
 """
 
@@ -33,15 +33,14 @@ from pathlib import Path
 
 import tomllib
 
-import kdlab.course
 from kdlab.config import NOTEBOOKS
 from kdlab.course.assignments import cell_source, exercise_cells, exercise_source, function_source_sha, reflections
 from kdlab.errors import KDLabError
 from kdlab.exercises import EXERCISES
 from kdlab.exercises.core import MIME
-from kdlab.grading import checks, outputs, recipes, static
-from kdlab.grading.sandbox import Limits, Sandbox
-from kdlab.grading.submissions import (
+from kdlab_grader import checks, outputs, recipes, static
+from kdlab_grader.sandbox import Limits, Sandbox
+from kdlab_grader.submissions import (
     FileLimits,
     NotJSON,
     SubmissionRefused,
@@ -54,7 +53,7 @@ from kdlab.lm.config import LM_NOTEBOOK
 
 OPTIONAL_NOTEBOOKS = (LM_NOTEBOOK,)  # graded when a submission has them (advanced/07's exercise)
 
-DEFAULT_RUBRIC = Path(kdlab.course.__file__).with_name("rubric.toml")
+DEFAULT_RUBRIC = Path(__file__).with_name("rubric.toml")
 
 
 @dataclass
@@ -458,7 +457,7 @@ def grade_all(submissions: str | Path, out_dir: str | Path, settings: Settings, 
               log=print) -> list[StudentGrade]:
     """Grade every submission under ``submissions`` (``jobs`` at a time); write the gradebooks, feedback and
     reflections to ``out_dir``. Returns the grades, in name order."""
-    from kdlab.grading.gradebook import write_outputs
+    from kdlab_grader.gradebook import write_outputs
 
     found = distinct_names(find_submissions(submissions))
     out_dir = Path(out_dir)

@@ -95,12 +95,14 @@ def _python_roots() -> list[Path]:
     return kept
 
 
-def _kdlab_inside(roots: list[Path]) -> Path | None:
-    """kdlab's own folder when it lies inside what the child sees (an installed, not editable, kdlab)."""
+def _kdlab_inside(roots: list[Path]) -> list[Path]:
+    """kdlab's and the grader's own folders where they lie inside what the child sees (installed, not editable)."""
     import kdlab
 
-    folder = Path(kdlab.__file__).resolve().parent
-    return folder if any(r in folder.parents for r in roots) else None
+    import kdlab_grader
+
+    folders = [Path(m.__file__).resolve().parent for m in (kdlab, kdlab_grader)]
+    return [f for f in folders if any(r in f.parents for r in roots)]
 
 
 def bwrap_command(folder: Path, argv: list[str], env: dict[str, str]) -> list[str]:
@@ -118,8 +120,7 @@ def bwrap_command(folder: Path, argv: list[str], env: dict[str, str]) -> list[st
     for root in roots:
         if not str(root).startswith("/usr/"):
             cmd += ["--ro-bind", str(root), str(root)]
-    masked = _kdlab_inside(roots)
-    if masked is not None:
+    for masked in _kdlab_inside(roots):
         cmd += ["--tmpfs", str(masked)]
     cmd += ["--bind", str(folder), INSIDE, "--chdir", INSIDE, "--clearenv"]
     for key, value in env.items():
