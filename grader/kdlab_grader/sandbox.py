@@ -230,7 +230,7 @@ class Sandbox:
         common = f"throw-away folder and HOME, allowlisted environment, limits: {self.limits.describe()}"
         if self.mode == "bwrap":
             extra = "no network, own PID/IPC/UTS namespaces, no capabilities, filesystem view: Python + packages " \
-                    "(read-only, kdlab masked) + the throw-away folder"
+                    "(read-only, kdlab and its grader masked) + the throw-away folder"
         elif self.mode == "docker":
             extra = f"container {self.docker_image}: no network, read-only root filesystem, no capabilities"
         else:

@@ -11,8 +11,16 @@ GRADER_MARKS = ("grading", "grader", "rubric", "static.py", "sandbox.py", "harne
 
 
 def _wheel(source: Path, out: Path, name: str) -> set[str]:
+    """The names in the wheel of ``source``, built from a clean copy (a stale ``build/`` of an older tree in the
+    checkout would otherwise be packaged too)."""
+    import shutil
+
+    clean = out / "src"
+    shutil.copytree(source, clean, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".*",
+                                                                 "*.ipynb", "runs", "tests", "benchmarks", "advanced",
+                                                                 "grader" if source == ROOT else "-"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                           str(out), str(source)], capture_output=True, text=True, timeout=300)
+                           str(out), str(clean)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return set(zipfile.ZipFile(next(out.glob(f"{name}-*.whl"))).namelist())
 
