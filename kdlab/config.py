@@ -386,6 +386,6 @@ def load_config(profile: str | None = None, **overrides) -> KDConfig:
     values.update(overrides)
     if values.get("student_id") not in (None, "") and values.get("student_seed") is None:
         values["student_seed"] = seed_for_student(str(values["student_id"]))
-    if values.get("data", "hub") not in ("hub", "synthetic"):
+    if isinstance(values.get("data"), str) and values["data"] not in ("hub", "synthetic"):  # else: check_types says
         values["data"] = str(Path(values["data"]).expanduser().resolve())  # one spelling per folder
     return _build(values, source=f"profile {name!r} with overrides {sorted(overrides)}")

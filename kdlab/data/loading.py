@@ -35,8 +35,11 @@ def load_sst2(
     elif source == "synthetic":
         ds = synthetic_sst2(max_train_samples or 512, max_eval_samples or 128, seed)
     else:
-        folder = Path(source).expanduser()
-        if not folder.is_dir():
+        from kdlab.data.locations import locate
+
+        where = locate(source, "data", builtin=("hub", "synthetic"))
+        folder = where.path
+        if folder is None:
             raise KDLabError(
                 f"data source {source!r} is neither 'hub', 'synthetic' nor an existing folder "
                 "(KDLAB_DATA_DIR must point at a folder with train.tsv and dev.tsv)."

@@ -52,12 +52,6 @@ def _hub_error(name: str, exc: Exception) -> KDLabError:
     )
 
 
-def looks_like_path(source: str) -> bool:
-    """A name that can only be a local path (a Hub id is ``name`` or ``owner/name``)."""
-    return (source.startswith(("/", "./", "../", "~", ".\\")) or source.count("/") >= 2 or "\\" in source
-            or source.endswith("/"))
-
-
 def _check_local_folder(folder: Path, role: str) -> None:
     if not (folder / "config.json").is_file():
         raise KDLabError(f"{role} folder {folder} has no config.json: it must be a save_pretrained folder.")
@@ -83,13 +77,12 @@ def load_classifier(source: str, num_labels: int, seed: int, role: str, on_error
     """
     from transformers import AutoConfig
 
-    path = Path(source).expanduser()
-    if path.exists():
-        source = str(path)
-        _check_local_folder(path, role)
-    elif looks_like_path(source):
-        raise KDLabError(f"{role} folder {source} does not exist (resolved to {path.resolve()}). Check the path "
-                         f"(relative paths start from {Path.cwd()}), or give a Hub id such as 'owner/name'.")
+    from kdlab.data.locations import locate
+
+    where = locate(source, role if role in ("teacher", "student") else "student")  # one decision: folder or Hub id
+    source = where.source
+    if where.path is not None:
+        _check_local_folder(where.path, role)
     try:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError, ConnectionError) as exc:
