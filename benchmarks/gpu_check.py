@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu_check."))
     started = time.perf_counter()
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    env = lab.environment()
+    env = lab.machine_info()
     print(f"gpu_check: {env.get('device')} · torch {env['torch']} · transformers {env['transformers']}"
           f"{' · SMOKE (tiny models)' if smoke else ''}", flush=True)
     n_teacher = args.teacher_samples or (256 if smoke else 24000)

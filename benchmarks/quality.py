@@ -74,7 +74,7 @@ def prepare(cfg):
 def write_section(output, script: str, argv, title: str, notes: list[str], tables: list[str]) -> None:
     """Append a dated ``title`` section to ``output`` (BENCHMARKS.md): how the script ran, ``notes``, ``tables``."""
     command = f"python benchmarks/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
-    lines = report_header(command, "cpu", lab.environment()["torch_threads"], notes)
+    lines = report_header(command, "cpu", lab.machine_info()["torch_threads"], notes)
     for table in tables:
         lines += ["", table]
     print(f"appended to {append_markdown(output, f'{title} — {dt.date.today().isoformat()}', lines)}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "grader"))  # the grader's zip limits (import), when it is not installed
 
 
 def _pct(x) -> str:
@@ -218,7 +219,7 @@ def export_run(run_dir: str | Path, target: str | Path) -> Path:
 def import_run(source: str | Path, run_dir: str | Path) -> Path:
     """Unpack an exported run into ``run_dir`` (refusing member paths that leave it) and mark its results.json
     ``imported_from``: the notebooks go on from it, and ``kdlab grade`` flags the reuse."""
-    from kdlab.grading.submissions import FileLimits, unpack_zip
+    from kdlab_grader.submissions import FileLimits, unpack_zip
 
     run_dir = Path(run_dir)
     if (run_dir / "results.json").exists():

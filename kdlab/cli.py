@@ -10,7 +10,7 @@ it may import anything in kdlab, nothing imports it).
 - ``solutions OUT_DIR``: write solved copies of the notebooks (exercises filled from ``kdlab.course.solutions``).
 - ``grade SUBMISSIONS_DIR [--rubric R] [--out DIR]``: gradebook CSVs, feedback per student, reflections.
 - ``pool SUBMISSIONS_DIR [--out FILE]``: the class's runs (a seed per student) as one multi-seed study.
-- ``colab-links [--repo OWNER/NAME] [--branch B] [--check]``: point every "Open in Colab" badge and Colab install
+- ``colab-links [--repo OWNER/NAME] [--ref TAG] [--check]``: point every "Open in Colab" badge and Colab install
   line at the repository (default: ``kdlab.course.colab.REPO``); ``--check`` only reports, exit 1 if any differs.
 """
 
@@ -185,12 +185,33 @@ def clean_notebooks(paths: list[str], check: bool) -> int:
     return 0
 
 
+GRADER_INSTALL = "pip install ./grader (from a clone of the kdlab repository; bash setup.sh --dev does it)"
+
+
+def require_grader() -> None:
+    """Make the instructor's grader (``kdlab_grader``, not part of the student package) importable: installed, or
+    the ``grader/`` folder of the repository this kdlab comes from; else KDLabError saying how to install it."""
+    import importlib.util
+
+    from kdlab.errors import KDLabError
+
+    if importlib.util.find_spec("kdlab_grader") is not None:
+        return
+    folder = Path(__file__).resolve().parent.parent / "grader"
+    if (folder / "kdlab_grader" / "__init__.py").is_file():
+        sys.path.insert(0, str(folder))
+        return
+    raise KDLabError(f"the grader is not installed (students' kdlab does not carry it): {GRADER_INSTALL}.")
+
+
 def grading_settings(args):
     """The grader's settings from ``kdlab grade``'s options (sandbox, limits, rubric, solutions if found)."""
     from kdlab.course.assignments import solution_sources
     from kdlab.errors import KDLabError
-    from kdlab.grading.grader import Settings, load_rubric
-    from kdlab.grading.sandbox import Limits, Sandbox
+
+    require_grader()
+    from kdlab_grader.grader import Settings, load_rubric
+    from kdlab_grader.sandbox import Limits, Sandbox
 
     if args.timeout <= 0 or args.jobs < 1 or args.memory_gb <= 0:
         raise KDLabError("--timeout and --memory-gb must be > 0 and --jobs at least 1.")
@@ -228,15 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     sol = sub.add_parser("solutions", help="write solved copies of the notebooks (instructors)")
     sol.add_argument("out_dir", help="folder for the solved notebooks")
     sol.add_argument("--solutions", help="the solutions file (default: instructor/solutions.py of the repository)")
-    gr = sub.add_parser("grade", help="grade a folder of submissions (one folder or .zip per student)")
+    gr = sub.add_parser("grade", help="grade a folder of submissions (one folder or .zip per student); needs the "
+                        f"instructor's grader: {GRADER_INSTALL}")
     gr.add_argument("submissions", help="folder holding one folder or .zip per student")
-    gr.add_argument("--rubric", help="rubric TOML (default: kdlab/course/rubric.toml)")
+    gr.add_argument("--rubric", help="rubric TOML (default: grader/kdlab_grader/rubric.toml)")
     gr.add_argument("--out", default="grades", help="output folder (default: ./grades)")
     gr.add_argument("--timeout", type=float, default=60.0, help="seconds per exercise re-check (default 60)")
     gr.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="submissions graded at once (default: the cores, here %(default)s)")
     gr.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "basic"), default="auto",
-                    help="how the exercise child is contained (default auto: bwrap where it works, else basic)")
+                    help="how the students' code is contained. auto (default): bubblewrap where it works, else "
+                    "Docker when --docker-image is given, else STOP before running any student code (basic would "
+                    "run it as your user, with your files and the network). Fix: apt-get install bubblewrap, or "
+                    "--sandbox docker --docker-image IMAGE; accept the risk: --sandbox basic")
     gr.add_argument("--docker-image", help="with --sandbox docker: an image with Python, torch, numpy, safetensors")
     gr.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit of the child (default 4)")
     gr.add_argument("--solutions", help="the instructor's solutions, for copy detection (default: "
@@ -246,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     po.add_argument("--out", default="class-seeds.md", help="Markdown file to write (default: ./class-seeds.md)")
     links = sub.add_parser("colab-links", help="point the Open-in-Colab badges and install lines at a repository")
     links.add_argument("--repo", help="GitHub OWNER/NAME (default: kdlab.course.colab.REPO)")
-    links.add_argument("--branch", help="branch (default: kdlab.course.colab.BRANCH)")
+    links.add_argument("--ref", "--branch", dest="branch",
+                       help="the release tag or commit students install and open (default: kdlab.course.colab.BRANCH); "
+                            "pin a tag or commit, not a moving branch")
     links.add_argument("--check", action="store_true", help="only check; exit 1 if any link differs")
     args = parser.parse_args(argv)
     if args.command == "solutions":
@@ -267,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             settings = grading_settings(args)
             print(f"kdlab grade: exercises run in {settings.sandbox.protections()}", flush=True)
-            from kdlab.grading.grader import grade_all
+            from kdlab_grader.grader import grade_all
 
             grades = grade_all(args.submissions, args.out, settings, jobs=args.jobs)
         except KDLabError as exc:
@@ -277,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "pool":
         from kdlab.errors import KDLabError
-        from kdlab.grading.pooling import pool
 
         try:
+            require_grader()
+            from kdlab_grader.pooling import pool
+
             pooled = pool(args.submissions, args.out)
         except KDLabError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@
   notebook output carry ``TABLE_MIME`` with that name beside its usual text and HTML. ``Report`` does the same for
   the run report.
 
-``python -m kdlab grade`` compares what is shown with results.json (``kdlab.grading.outputs``); a number edited by
+``python -m kdlab grade`` compares what is shown with results.json (``kdlab_grader.outputs``); a number edited by
 hand in a saved notebook no longer matches and is flagged.
 """
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-
 import torch
 
 from kdlab import display
-from kdlab.artifacts import read_json
+from kdlab.artifacts import atomic_write_json, read_json
 from kdlab.config import KDConfig, load_config
 from kdlab.data.loading import class_names, load_data  # noqa: F401 (the notebooks' steps)
 from kdlab.distillation.runs import (  # noqa: F401 (the notebooks')
@@ -33,6 +32,14 @@ from kdlab.distillation.runs import (  # noqa: F401 (the notebooks')
     trained_variants,
 )
 from kdlab.distillation.training import RESULT_FILE, finetune_teacher
+from kdlab.course.runtimes import (  # noqa: F401 (kdlab run, the notebooks)
+    GPU_PROFILES,
+    PROFILE_FILE,
+    chosen_profile,
+    describe_estimate,
+    gpu_missing_message,
+    time_estimate,
+)
 from kdlab.errors import KDLabError
 from kdlab.models.teacher import Teacher, load_lab_teacher
 
@@ -57,7 +64,10 @@ def setup(profile: str | None = None, **overrides) -> KDConfig:
 
     if overrides.get("student_id") is None:  # the notebooks pass STUDENT_ID = None: KDLAB_STUDENT_ID still counts
         overrides.pop("student_id", None)
+    profile, chosen_in = chosen_profile(profile, overrides.get("runs_dir"))
     cfg = load_config(profile, **overrides)
+    if cfg.profile in GPU_PROFILES and not torch.cuda.is_available():
+        raise KDLabError(gpu_missing_message(cfg.profile, chosen_in))
     if cfg.student_id is None:  # set once (in 01, or KDLAB_STUDENT_ID): the later notebooks read it from config.json
         saved = read_json(cfg.run_dir() / "config.json") or {}
         if saved.get("student_id"):
@@ -69,10 +79,12 @@ def setup(profile: str | None = None, **overrides) -> KDConfig:
     quiet()
     cfg.run_dir().mkdir(parents=True, exist_ok=True)
     cfg.save(cfg.run_dir() / "config.json")
+    if chosen_in != PROFILE_FILE:  # chosen here (or by KDLAB_PROFILE): the later notebooks follow it
+        atomic_write_json(cfg.run_dir().parent / PROFILE_FILE, {"profile": cfg.profile})
     return cfg
 
 
-def environment() -> dict:
+def machine_info() -> dict:
     """torch/transformers versions, CUDA availability, GPU name and memory, FP16 support, CPU threads."""
     import transformers
 
@@ -271,12 +283,14 @@ def race_data(cfg: KDConfig, data):
     return DatasetDict(train=train, validation=data["validation"])
 
 
-def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", **functions):
+def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", retrain: bool = False,
+              **functions):
     """Train the ``variant`` student twice on ``race_data`` with the same seed, batches and start — once with
     kdlab's loss, once with the terms in ``functions`` (``kd_loss=``, ``attention_kl=``, ``value_relation_kl=``: the
     student's exercise answers) swapped in — and return ``{"kdlab": TrainResult, "yours": TrainResult}`` (``"yours"``
     missing when none of the functions was attempted: it would be kdlab's run again). Saved as experiment
-    ``loss-race``; always retrained (your functions may have changed since)."""
+    ``loss-race``; a run is reused when it was saved with the same settings and the same function sources (a
+    reconnected Colab runtime redoes nothing), retrained when one of your functions changed or ``retrain``."""
     import dataclasses as dc
 
     from kdlab.distillation.custom import with_functions
@@ -303,9 +317,32 @@ def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", **
         runs["yours"] = with_functions(base, **attempted)
     out = {}
     for name, loss in runs.items():
+        folder = student_dir(cfg, name, RACE_TAG)
+        stamp = {"functions": {f: function_fingerprint(fn) for f, fn in attempted.items()} if name == "yours" else {}}
+        if not retrain and read_json(folder / RACE_STAMP) == stamp:
+            out[name] = saved_result(folder, cfg_r.for_students(), variant, loss=loss)
+            if out[name] is not None:
+                continue
         out[name] = distill(cfg_r, teacher.model, teacher.tokenizer, small, variant, loss_fn=loss, resume=False,
-                            output_dir=student_dir(cfg, name, RACE_TAG), checkpoint_name=f"{RACE_TAG}-{name}")
+                            output_dir=folder, checkpoint_name=f"{RACE_TAG}-{name}")
+        atomic_write_json(folder / RACE_STAMP, stamp)
     return out
+
+
+RACE_STAMP = "race.json"  # in a loss-race student's folder: the fingerprints of the functions it was trained with
+
+
+def function_fingerprint(fn) -> str:
+    """A short hash of ``fn``'s source (of its compiled code where no source is kept): a changed answer retrains."""
+    import hashlib
+    import inspect
+
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = fn.__code__
+        text = repr((code.co_code, code.co_consts, code.co_names))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 # --- benchmark inputs ----------------------------------------------------------------------------------------------
@@ -336,39 +373,3 @@ def int8_accuracies(cfg: KDConfig, teacher: Teacher, data) -> dict:
     record(cfg, int8_teacher=storable(out["teacher"]),
            int8_students={n: storable(m) for n, m in out.items() if n != "teacher"})
     return out
-
-
-# --- how long the lab takes here ------------------------------------------------------------------------------
-def time_estimate(cfg: KDConfig, seconds: float | None = None, teacher_saved: bool = False) -> dict | None:
-    """``{"step_seconds", "reference", "ratio", "notebooks": {name: (low, high) minutes}, "total": (low, high)}``
-    for ``cfg``'s profile, or None when no reference run of that profile was timed. The range is the reference's
-    times × this machine's step-time ratio, ±25% (the notebooks also load data, evaluate and benchmark, which
-    scale less simply); ``teacher_saved`` drops 01's teacher fine-tune."""
-    from kdlab.course.reference import load_lab_timing
-
-    reference = load_lab_timing().get(cfg.profile)
-    if not reference:
-        return None
-    from kdlab.measurement.calibration import step_seconds
-
-    seconds = step_seconds(cfg) if seconds is None else seconds
-    ratio = seconds / reference["step_seconds"]
-    notebooks = {}
-    for name, ref_seconds in reference["notebook_seconds"].items():
-        if teacher_saved and name.startswith("01"):
-            ref_seconds = max(0.0, ref_seconds - reference.get("teacher_finetune_seconds", 0.0))
-        minutes = ref_seconds * ratio / 60
-        notebooks[name] = (0.75 * minutes, 1.25 * minutes)
-    total = (sum(low for low, _ in notebooks.values()), sum(high for _, high in notebooks.values()))
-    return {"step_seconds": seconds, "reference": reference, "ratio": ratio, "notebooks": notebooks, "total": total}
-
-
-def describe_estimate(found: dict) -> str:
-    """One paragraph for ``kdlab run``: this machine against the reference, and the expected minutes."""
-    ref = found["reference"]
-    parts = ", ".join(f"{name.split('-')[0]} {low:.0f}–{high:.0f}" for name, (low, high) in found["notebooks"].items())
-    low, high = found["total"]
-    whole = ref["total_seconds"] / 60
-    return (f"this machine: {1000 * found['step_seconds']:.0f} ms per training step, {found['ratio']:.2f}× the "
-            f"reference ({ref['machine']}, {1000 * ref['step_seconds']:.0f} ms, whole lab {whole:.0f} min on "
-            f"{ref['date']}): expect about {low:.0f}–{high:.0f} min ({parts} min)")

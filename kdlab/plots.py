@@ -49,9 +49,9 @@ def temperature_demo(model, tokenizer, sentence: str, temperatures=(1, 4, 10)):
         p = torch.softmax(logits / t, -1).numpy()
         bars = ax.bar(np.arange(len(p)) + i * width, p, width, label=f"T = {t}")
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    from kdlab.tables import class_names
+    from kdlab.tables import display_class_names
 
-    names = class_names(model)
+    names = display_class_names(model)
     ax.set_xticks(np.arange(len(logits)) + width * (len(temperatures) - 1) / 2, names)
     ax.set(ylim=(0, 1.1), ylabel="probability")
     ax.set_title("Teacher softmax(z/T) for: " + "\n".join(textwrap.wrap(f"“{sentence}”", 70)), fontsize=9)
@@ -321,8 +321,10 @@ def sweep_plot(table, x: str, title: str = ""):
     """Dev accuracy (with its 95% interval) against one swept setting: ``table`` from ``lab.sweep``."""
     fig, ax = plt.subplots(figsize=(5.6, 3.4))
     xs = table[x].astype(str) if table[x].dtype == object else table[x]
-    ax.errorbar(xs, table["accuracy_%"], yerr=[table["accuracy_%"] - table["low_%"], table["high_%"] - table["accuracy_%"]],
-                fmt="o-", capsize=4)
+    # clipped at 0: at 0% or 100% accuracy an interval's end equals the value up to rounding (a -1e-14 bar is an error)
+    below = np.clip(table["accuracy_%"] - table["low_%"], 0, None)
+    above = np.clip(table["high_%"] - table["accuracy_%"], 0, None)
+    ax.errorbar(xs, table["accuracy_%"], yerr=[below, above], fmt="o-", capsize=4)
     ax.set(xlabel=x, ylabel="dev accuracy (%)", title=title or f"accuracy vs {x} (one seed; bars: 95% interval)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -81,7 +81,7 @@ def layer_map_table(student):
     return pd.DataFrame({"student layer": range(len(mapping)), "teacher layer": mapping})
 
 
-def class_names(model=None, count: int | None = None, names=None) -> list[str]:
+def display_class_names(model=None, count: int | None = None, names=None) -> list[str]:
     """The class names to show: ``names`` when given, else the model's ``id2label`` (transformers' generic
     ``LABEL_0``/``LABEL_1`` read as SST-2's negative/positive), else SST-2's for two classes and 0..K-1 for more."""
     from kdlab.data.sources import LABEL_NAMES
@@ -101,7 +101,7 @@ def soft_vs_hard(teacher_model, tokenizer, sentence: str, gold: int, temperature
     per class (the data's classes: two for SST-2, any number for a local set)."""
     import pandas as pd
 
-    names = class_names(teacher_model, names=label_names)
+    names = display_class_names(teacher_model, names=label_names)
     device = next(teacher_model.parameters()).device
     with torch.inference_mode():
         logits = teacher_model.eval()(**tokenizer(sentence, return_tensors="pt").to(device)).logits[0].float().cpu()
@@ -303,7 +303,7 @@ def side_by_side(models: dict, sentences: list[str], max_length: int = 128, name
 
     from kdlab.metrics.classification import predict_proba
 
-    names = class_names(next(iter(models.values()))[0] if models else None, names=names)
+    names = display_class_names(next(iter(models.values()))[0] if models else None, names=names)
     table = pd.DataFrame({"sentence": sentences})
     for name, (model, tokenizer) in models.items():
         probs = predict_proba(model, tokenizer, sentences, max_length)
@@ -321,7 +321,7 @@ def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10
 
     labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))
     top = int(max(labels.max(initial=0), teacher_pred.max(initial=0), student_pred.max(initial=0))) + 1
-    names = class_names(count=top, names=names)
+    names = display_class_names(count=top, names=names)
     differ = np.flatnonzero(teacher_pred != student_pred)
     counts = pd.DataFrame([{
         "disagreements": int(differ.size),

@@ -1,7 +1,7 @@
-"""The course around the lab: assignments, grading, Colab, reference results.
+"""The course around the lab: assignments, Colab, reference results (the grader is the instructor's own
+distribution, ``grader/``: ``kdlab_grader``, not installed with kdlab).
 
 - ``assignments``: exercise cells, the solved instructor copy, reflection answers.
-- ``grading``: ``python -m kdlab grade``: a gradebook from students' executed notebooks; ``rubric.toml``.
 - ``targets``: the lab's targets (retention, speedup) read from results.json.
 - ``reported``: the machine-readable format of a reported number, which grading checks.
 - ``reference``: multi-seed reference results shipped for one-seed runs (``reference_results.json``).

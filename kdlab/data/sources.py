@@ -30,7 +30,7 @@ def label_names_for(labels: list[str], where: str = "data") -> list[str]:
     """Class names for the raw labels of a TSV: integers 0..K-1 keep their order (0/1 are SST-2's ``negative`` /
     ``positive``), any other text labels are sorted (the order is recorded in the dataset's ClassLabel)."""
     values = sorted(set(labels))
-    if all(v.isdigit() for v in values):
+    if all(v.isascii() and v.isdigit() for v in values):  # "²" and "١" are digits to isdigit, not to int()
         return integer_class_names([int(v) for v in values], where)
     return values
 
@@ -57,17 +57,21 @@ def read_glue_tsv(path: str | Path, names: list[str] | None = None) -> Dataset:
     """
     path = Path(path)
     sentences, labels, lines = [], [], []
-    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a byte-order mark (Excel, Notepad) is skipped
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["sentence", "label"]:
-            raise KDLabError(f"{path}: the first line must be the header 'sentence<TAB>label', got {header!r}.")
-        for lineno, row in enumerate(reader, start=2):
-            if len(row) < 2:
-                raise KDLabError(f"{path}:{lineno}: row has no tab between sentence and label: {row!r}.")
-            sentences.append(row[0].strip())
-            labels.append(row[1].strip())
-            lines.append(lineno)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a byte-order mark (Excel, Notepad) is skipped
+            reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header[:2]] != ["sentence", "label"]:
+                raise KDLabError(f"{path}: the first line must be the header 'sentence<TAB>label', got {header!r}.")
+            for lineno, row in enumerate(reader, start=2):
+                if len(row) < 2:
+                    raise KDLabError(f"{path}:{lineno}: row has no tab between sentence and label: {row!r}.")
+                sentences.append(row[0].strip())
+                labels.append(row[1].strip())
+                lines.append(lineno)
+    except UnicodeDecodeError as exc:
+        raise KDLabError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}): save it as UTF-8 (in Excel: "
+                         "'Unicode Text' or 'CSV UTF-8').") from exc
     if not sentences:
         raise KDLabError(f"{path} has a header but no rows.")
     names = list(names) if names is not None else label_names_for(labels, str(path))

@@ -18,6 +18,7 @@ from huggingface_hub import try_to_load_from_cache
 from transformers import AutoConfig, AutoTokenizer, BertConfig
 
 from kdlab.config import KDConfig
+from kdlab.data.locations import locate
 from kdlab.distillation.relations import check_relation_heads
 from kdlab.errors import KDLabError
 from kdlab.models.student import alternate_layer_map, check_layer_map
@@ -36,12 +37,18 @@ def _special_teacher(name: str) -> bool:
 def hub_resources(cfg: KDConfig, teacher_saved: bool = False) -> list[tuple[str, str]]:
     """``(kind, id)`` of what the config needs from the Hub: the teacher (unless local, packaged, or already
     fine-tuned and saved), the student (when it is a Hub id), and SST-2 (``data="hub"``)."""
+    # each "Hub id or local folder" decided once (kdlab.data.locations), before any Hub or cache lookup: a mistyped
+    # local path is reported as a path, never handed to the Hub's id validation
     needed = []
-    if not teacher_saved and not _special_teacher(cfg.teacher) and not Path(cfg.teacher).expanduser().exists():
+    if not teacher_saved and locate(cfg.teacher, "teacher", (MINILM_L6, TINY_RANDOM)).kind == "hub":
         needed.append(("model", cfg.teacher))
     if (cfg.student and parse_tiny_student(cfg.student) is None and parse_bilstm_spec(cfg.student) is None
-            and not Path(cfg.student).expanduser().exists()):
+            and locate(cfg.student, "student", (MINILM_L6,)).kind == "hub"):
         needed.append(("model", cfg.student))
+    if locate(cfg.data, "data", ("hub", "synthetic")).kind == "hub":
+        raise KDLabError(f"data source {cfg.data!r} is neither 'hub', 'synthetic' nor an existing folder "
+                         "(KDLAB_DATA_DIR must point at a folder with train.tsv and dev.tsv).")
+    locate(cfg.runs_dir, "runs")
     if cfg.data == "hub":
         needed.append(("dataset", HUB_DATA))
     return needed

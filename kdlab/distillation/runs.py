@@ -96,12 +96,13 @@ def trained_variants(cfg: KDConfig, tag: str | None = None) -> list[str]:
     return [v for v in VARIANTS if v in saved] + [v for v in saved if v not in VARIANTS]
 
 
-def saved_result(folder: Path, cfg: KDConfig, variant: str):
-    """A TrainResult for a student saved in ``folder`` with exactly ``cfg`` and ``variant``'s loss, else None."""
+def saved_result(folder: Path, cfg: KDConfig, variant: str, loss=None):
+    """A TrainResult for a student saved in ``folder`` with exactly ``cfg`` and ``variant``'s loss (or ``loss``, a
+    ``DistillationLoss`` such as one with a student's own terms), else None."""
     record_ = read_json(folder / RESULT_FILE)
     if not record_ or record_.get("config") != cfg.to_dict() or record_.get("predictions") is None:
         return None
-    if record_.get("loss") != DistillationLoss.from_config(cfg, variant).settings():
+    if record_.get("loss") != (loss or DistillationLoss.from_config(cfg, variant)).settings():
         return None
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).eval()
     return TrainResult(model, record_["metrics"], record_["history"], folder, record_["train_seconds"],

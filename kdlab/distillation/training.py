@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -191,6 +192,17 @@ def train_and_save(
 loss_for = DistillationLoss.from_config  # the name 02-Distill imports: loss_for(cfg, variant)
 
 
+CHECKPOINTS_ENV = "KDLAB_CHECKPOINTS_DIR"  # where checkpoints go when the runs folder must not hold them (Colab)
+
+
+def checkpoint_root(cfg: KDConfig) -> Path:
+    """Where a run's checkpoints go: ``$KDLAB_CHECKPOINTS_DIR/<profile>`` when set (on Colab the runtime's own disk,
+    set by ``kdlab.course.colab.prepare``: a BERT-base checkpoint with its optimizer state is ~1.3 GB, too much for
+    a free Drive), else ``<run_dir>/checkpoints``. Only the finished model is saved in the runs folder."""
+    local = os.environ.get(CHECKPOINTS_ENV)
+    return Path(local) / cfg.profile if local else cfg.run_dir() / "checkpoints"
+
+
 def distill(
     cfg: KDConfig,
     teacher: torch.nn.Module,
@@ -208,7 +220,7 @@ def distill(
     the teacher (``cfg.layer_map`` or alternate layers), or, when ``cfg.student`` names one, a student loaded on
     its own that shares the teacher's tokenizer (any depth, width and head count). The ``minilm`` variant adds
     the config's optional relation-head / hidden-state terms. With ``resume`` an interrupted run of the same
-    config continues from its last complete checkpoint (kept in ``checkpoints/<checkpoint_name or variant>``).
+    config continues from its last complete checkpoint (kept in ``checkpoint_root(cfg)/<checkpoint_name or variant>``).
     ``loss_fn`` replaces the variant's loss (e.g. one with a student's own terms: ``kdlab.distillation.custom``).
     """
     cfg = cfg.for_students()  # a student id's own training seed, when there is one
@@ -223,7 +235,7 @@ def distill(
     return train_and_save(
         student, tokenizer, data, cfg, loss_fn,
         output_dir or run_dir / "students" / variant,
-        run_dir / "checkpoints" / (checkpoint_name or variant),
+        checkpoint_root(cfg) / (checkpoint_name or variant),
         teacher=teacher if loss_fn.needs_teacher else None,
         name=checkpoint_name or variant, resume=resume,  # the progress lines and the record name the run
     )
@@ -239,7 +251,7 @@ def finetune_teacher(cfg: KDConfig, model: torch.nn.Module, tokenizer, data: Dat
     return train_and_save(
         model, tokenizer, data, cfg, DistillationLoss.for_variant("ce"),
         output_dir or run_dir / "teacher",
-        run_dir / "checkpoints" / "teacher",
+        checkpoint_root(cfg) / "teacher",
         name="teacher", resume=resume,
         learning_rate=cfg.teacher_learning_rate, num_train_epochs=cfg.teacher_epochs,
     )

@@ -56,7 +56,7 @@ EXERCISES = {e.id: e for e in (
 
 def run_check(exercise: str, fn: Callable, seed: int = 0) -> CheckResult:
     """The result of checking ``fn`` for ``exercise`` in this process (nothing shown). ``kdlab grade`` runs the same
-    cases on a fresh ``seed``, with the function evaluated in a contained child (``kdlab.grading.checks``)."""
+    cases on a fresh ``seed``, with the function evaluated in a contained child (``kdlab_grader.checks``)."""
     return EXERCISES[exercise].run(fn, seed)
 
 

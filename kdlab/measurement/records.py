@@ -4,10 +4,12 @@ and on what each run was made (command, machine, threads, load, versions)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import torch
 
+from kdlab.artifacts import atomic_write_text
 from kdlab.measurement.timing import machine_summary
 
 
@@ -28,16 +30,25 @@ def markdown_table(table, columns: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+# BENCHMARKS.md ends with its superseded sections under this heading; new sections go just before it.
+ARCHIVE_HEADING = "# Archive: superseded sections"
+
+
 def append_markdown(path: str | Path, title: str, lines: list[str]) -> Path:
-    """Append ``## title`` and ``lines`` to the markdown file at ``path`` (created if missing)."""
+    """Add ``## title`` and ``lines`` to the markdown file at ``path`` (created if missing): at its end, or, when the
+    file has an archive part (a line ``ARCHIVE_HEADING``, as BENCHMARKS.md has), at the end of the current sections
+    just before it. The file is replaced atomically: an interrupted write leaves the old one whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    start = "" if not path.exists() or path.stat().st_size == 0 else "\n"
+    section = f"## {title}\n\n" + "\n".join(lines).rstrip() + "\n"
     if not path.exists():
-        start = "# Benchmarks\n\nMeasured with `benchmarks/*.py`; each section says how and on what.\n\n"
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(start + f"## {title}\n\n" + "\n".join(lines).rstrip() + "\n")
-    return path
+        header = "# Benchmarks\n\nMeasured with `benchmarks/*.py`; each section says how and on what.\n\n"
+        return atomic_write_text(path, header + section)
+    old = path.read_text(encoding="utf-8")
+    archive = re.search(rf"^{re.escape(ARCHIVE_HEADING)}[ \t]*$", old, flags=re.M)
+    if archive is None:
+        return atomic_write_text(path, old + ("\n" if old else "") + section)
+    before, after = old[:archive.start()], old[archive.start():]
+    return atomic_write_text(path, before.rstrip("\n") + "\n\n" + section + "\n" + after)
 
 
 def report_header(command: str, device: str | torch.device, threads: int, notes: list[str] = ()) -> list[str]:

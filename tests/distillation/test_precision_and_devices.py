@@ -132,7 +132,7 @@ def test_environment_counts_native_bf16_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_properties",
                         lambda *a: types.SimpleNamespace(major=7, minor=5, total_memory=15 * 2**30))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    info = lab.environment()
+    info = lab.machine_info()
     assert info["device"] == "Tesla T4" and info["fp16"] is True
     assert info["bf16"] is False
 

@@ -1,4 +1,4 @@
-"""The exercise child's containment, mode by mode: what each promises (kdlab.grading.sandbox) is what it does.
+"""The exercise child's containment, mode by mode: what each promises (kdlab_grader.sandbox) is what it does.
 
 The ``basic`` tests run everywhere; the ``bwrap`` ones need bubblewrap, which CI installs (.ci/run), so there they
 run rather than skip (test_grading.test_ci_grades_in_the_strongest_mode asserts bwrap works in CI).
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from kdlab.errors import KDLabError
-from kdlab.grading.sandbox import Limits, Sandbox, bwrap_command, bwrap_works, docker_command
+from kdlab_grader.sandbox import Limits, Sandbox, bwrap_command, bwrap_works, docker_command
 
 NEEDS_BWRAP = pytest.mark.skipif(bwrap_works() is not None, reason=f"bubblewrap: {bwrap_works()}")
 MODES = ["basic", pytest.param("bwrap", marks=NEEDS_BWRAP)]
@@ -104,3 +104,47 @@ def test_protections_name_the_mode_and_never_claim_isolation_basic_lacks():
     assert text.startswith("basic:") and "NO network or filesystem isolation" in text
     if bwrap_works() is None:
         assert Sandbox("auto").protections().startswith("bwrap: no network")
+
+
+@pytest.fixture
+def no_bubblewrap(monkeypatch, tmp_path):
+    """bubblewrap made unavailable: a PATH without ``bwrap`` (and bwrap_works' cached answer forgotten)."""
+    import kdlab_grader.sandbox as sandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sandbox.bwrap_works.cache_clear()
+    yield
+    sandbox.bwrap_works.cache_clear()
+
+
+def test_auto_without_bubblewrap_or_docker_refuses_and_says_how_to_go_on(no_bubblewrap):
+    from kdlab_grader.sandbox import Unconfined
+
+    assert bwrap_works() is not None
+    with pytest.raises(Unconfined) as err:
+        Sandbox("auto")
+    message = str(err.value)
+    for needed in ("could read and write your files", "network", "apt-get install bubblewrap",
+                   "--sandbox docker --docker-image", "--sandbox basic", "Nothing was run"):
+        assert needed in message, needed
+    assert Sandbox("basic").mode == "basic"  # accepted explicitly
+
+
+def test_grade_auto_without_bubblewrap_stops_before_any_student_code_runs(no_bubblewrap, tmp_path, capsys,
+                                                                          monkeypatch):
+    """``kdlab grade`` exits 2 with the message, having run nothing and written no gradebook; ``--help`` says the
+    same."""
+    import kdlab_grader.grader as grader
+    from kdlab.cli import main
+
+    ran = []
+    monkeypatch.setattr(grader, "grade_all", lambda *a, **k: ran.append(a))
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    assert main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "grades")]) == 2
+    assert "--sandbox basic" in capsys.readouterr().err
+    assert not ran and not (tmp_path / "grades").exists()
+    with pytest.raises(SystemExit):
+        main(["grade", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "else STOP before running any student code" in text and "apt-get install bubblewrap" in text
+    assert "--sandbox basic" in text

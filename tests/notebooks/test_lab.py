@@ -129,7 +129,7 @@ def test_student_subset_of_teacher_sentences(tmp_path):
 
 
 def test_environment_report():
-    info = lab.environment()
+    info = lab.machine_info()
     assert info["torch"] == torch.__version__
     assert info["cuda"] == torch.cuda.is_available()
     if torch.cuda.is_available():

@@ -85,3 +85,14 @@ def test_the_race_takeaway_tells_a_right_loss_from_a_wrong_one():
     assert "your loss trains what kdlab's does" in right
     wrong = plots.loss_race({"kdlab": Run([0.9, 0.5], 0.80), "yours": Run([0.06, 0.03], 0.70)}).takeaway
     assert "your loss is not kdlab's" in wrong and "70.0% against 80.0%" in wrong
+
+
+def test_a_sweep_at_full_accuracy_plots_without_negative_bars():
+    """Found by the Colab rehearsal's challenge cells: at 100% the interval's top is 100% minus rounding."""
+    import pandas as pd
+
+    from kdlab import plots
+
+    table = pd.DataFrame({"name": ["a", "b"], "accuracy_%": [100.0, 99.2], "low_%": [97.1, 95.0],
+                          "high_%": [100.0 - 1e-12, 99.9], "train_s": [1.0, 1.0], "reused": [False, False]})
+    plots.sweep_plot(table, "name")

@@ -19,7 +19,8 @@ PACKAGE = ROOT / "kdlab"
 
 # Which modules form each group: a module belongs to the first group that names it or a package above it.
 GROUPS = {
-    "foundation": ("kdlab", "kdlab.errors", "kdlab.artifacts", "kdlab.validation", "kdlab.environment",
+    "package root": ("kdlab",),  # the version, KDLabError, and `from kdlab import Lab` (loaded when asked for)
+    "foundation": ("kdlab.errors", "kdlab.artifacts", "kdlab.validation", "kdlab.environment",
                    "kdlab.config"),
     "data": ("kdlab.data",),
     "models": ("kdlab.models",),
@@ -30,13 +31,13 @@ GROUPS = {
     "compression": ("kdlab.compression",),
     "exercises": ("kdlab.exercises",),
     "course": ("kdlab.course",),
-    "notebooks": ("kdlab.lab", "kdlab.lm_lab", "kdlab.tables", "kdlab.plots", "kdlab.lm_plots", "kdlab.display",
-                  "kdlab.report"),
-    "grading": ("kdlab.grading",),  # leaving the package: drop this row and "grading" from "command line"
+    "notebooks": ("kdlab.notebook", "kdlab.lab", "kdlab.lm_lab", "kdlab.tables", "kdlab.plots", "kdlab.lm_plots",
+                  "kdlab.display", "kdlab.report"),
     "command line": ("kdlab.cli", "kdlab.__main__"),
 }
 # group -> the other groups its modules may import (within a group any import is allowed, circles are not).
 ALLOWED = {
+    "package root": {"foundation", "notebooks"},
     "foundation": set(),
     "data": {"foundation"},
     "models": {"foundation", "data"},
@@ -46,12 +47,10 @@ ALLOWED = {
     "language models": {"foundation", "data", "distillation", "measurement"},
     "compression": {"foundation", "models", "metrics", "distillation", "measurement"},
     "exercises": {"distillation"},
-    "course": {"foundation", "exercises"},
+    "course": {"foundation", "data", "models", "measurement", "exercises"},
     "notebooks": {"foundation", "data", "models", "metrics", "distillation", "measurement", "language models",
-                  "course"},
-    "grading": {"foundation", "models", "metrics", "distillation", "measurement", "language models", "exercises",
-                "course", "notebooks"},
-    "command line": {"foundation", "distillation", "course", "notebooks", "grading"},
+                  "exercises", "course"},
+    "command line": {"foundation", "distillation", "course", "notebooks"},
 }
 
 

@@ -1,7 +1,7 @@
 """The child side of re-checking exercises: run each submitted exercise cell, call its function on the inputs the
 grader chose, and write what came back as data. Nothing here judges anything.
 
-This file is copied into the child's throw-away folder and run there as ``main.py`` (``kdlab.grading.sandbox``); it
+This file is copied into the child's throw-away folder and run there as ``main.py`` (``kdlab_grader.sandbox``); it
 imports no kdlab module (kdlab is not even visible to a contained child), only torch, safetensors and the standard
 library. Input: ``job.json`` (per exercise: its cell source, the function's name, the calls with their arguments)
 and ``inputs.safetensors`` (the tensor arguments). Output, rewritten after every exercise so that a later endless

@@ -3,7 +3,7 @@
 1. ``probe`` runs each exercise's cases in the grader with a stand-in function that only records the arguments it
    is called with: the inputs, drawn from a fresh random seed that the child never sees.
 2. ``job_files`` writes those inputs as data (``job.json`` + ``inputs.safetensors``); the contained child
-   (``kdlab.grading.harness``) runs the submitted cells, calls the function on them and writes back its outputs as
+   (``kdlab_grader.harness``) runs the submitted cells, calls the function on them and writes back its outputs as
    data (JSON + safetensors, never pickle).
 3. ``judge`` re-runs the same cases in the grader with a stand-in that returns the child's outputs (gradients
    included), so the comparison with kdlab's reference and the feedback message are computed here, with the

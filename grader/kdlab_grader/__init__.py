@@ -1,4 +1,6 @@
-"""Grading (instructors): ``python -m kdlab grade``, above the notebook layer (it reads what the notebooks show).
+"""The instructor's grader (``python -m kdlab grade``), a distribution of its own (``grader/``, ``pip install
+./grader``) that students never install: it reads what kdlab's notebooks show, and ships the rubric
+(``rubric.toml``) and the static rules that decide what counts as copying (``static``).
 
 - ``grader``: one submission and a batch of them, in parallel; the rubric.
 - ``submissions``: submissions as hostile files (zip limits, links, paths, sizes).

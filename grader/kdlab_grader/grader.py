@@ -1,20 +1,25 @@
 """``python -m kdlab grade SUBMISSIONS_DIR``: a gradebook from students' executed notebooks.
 
-Per submission (a folder or a .zip per student, opened with the limits of ``kdlab.grading.submissions``):
+Per submission (a folder or a .zip per student, opened with the limits of ``kdlab_grader.submissions``):
 
 - each notebook: present, under its size limit, every code cell executed top to bottom, no error output;
-- each exercise cell read first (``kdlab.grading.static``): kdlab's implementations imported or reproduced, files,
+- each exercise cell read first (``kdlab_grader.static``): kdlab's implementations imported or reproduced, files,
   processes, the environment or the network reached for, a library patched, a check output forged — no points for
   that exercise, and a flag naming it;
-- the other exercise cells run in one contained child (``kdlab.grading.sandbox``), which only computes the
+- the other exercise cells run in one contained child (``kdlab_grader.sandbox``), which only computes the
   functions' outputs on inputs drawn from a fresh seed; the grader judges them with the notebook checks' own code
-  (``kdlab.grading.checks``); a saved check output older than its code is flagged as stale;
-- every reported number and results table compared with results.json (``kdlab.grading.outputs``): an edit is
+  (``kdlab_grader.checks``); a saved check output older than its code is flagged as stale;
+- every reported number and results table compared with results.json (``kdlab_grader.outputs``): an edit is
   flagged and penalised;
 - the targets read from results.json (``kdlab.course.targets``); the reflection answers collected.
 
 Submissions are graded in parallel (``jobs``). A broken or hostile submission gets a row that says why; it never
-stops the batch. Points come from a rubric (``kdlab/course/rubric.toml``, editable).
+stops the batch: files are read with size and nesting bounds (``submissions.read_json``), each notebook's and the
+run's checks turn any exception into an item or flag of that student, and a submission the grader still cannot
+grade gets a row with status ``error`` and the reason; the gradebook is always written. Two submissions that name
+one student (``twin/`` and ``twin.zip``, or ``Alice/`` and ``alice.zip``) are graded under distinct names
+(``twin #1``, ``twin #2``), each flagged with both files. Points come from a rubric (``grader/kdlab_grader/rubric.toml``,
+editable).
 """
 
 from __future__ import annotations
@@ -28,27 +33,27 @@ from pathlib import Path
 
 import tomllib
 
-import kdlab.course
 from kdlab.config import NOTEBOOKS
 from kdlab.course.assignments import cell_source, exercise_cells, exercise_source, function_source_sha, reflections
 from kdlab.errors import KDLabError
 from kdlab.exercises import EXERCISES
 from kdlab.exercises.core import MIME
-from kdlab.grading import checks, outputs, recipes, static
-from kdlab.grading.sandbox import Limits, Sandbox
-from kdlab.grading.submissions import (
+from kdlab_grader import checks, outputs, recipes, static
+from kdlab_grader.sandbox import Limits, Sandbox
+from kdlab_grader.submissions import (
     FileLimits,
+    NotJSON,
     SubmissionRefused,
     find_file,
     find_submissions,
     open_submission,
-    read_limited,
+    read_json,
 )
 from kdlab.lm.config import LM_NOTEBOOK
 
 OPTIONAL_NOTEBOOKS = (LM_NOTEBOOK,)  # graded when a submission has them (advanced/07's exercise)
 
-DEFAULT_RUBRIC = Path(kdlab.course.__file__).with_name("rubric.toml")
+DEFAULT_RUBRIC = Path(__file__).with_name("rubric.toml")
 
 
 @dataclass
@@ -72,6 +77,7 @@ class StudentGrade:
     containment: str = ""
     seconds: float = 0.0
     fingerprint: str = ""  # of the run's own numbers (its students' dev predictions): copies share it
+    claimed: str = ""  # the name the submission's file gives, when ``student`` had to be made distinct from it
 
     @property
     def total(self) -> float:
@@ -110,27 +116,40 @@ def _read_results(folder: Path, grade: StudentGrade, limits: FileLimits) -> dict
         grade.flags.append("no results.json: result and target checks skipped (submit runs/<profile>/results.json)")
         return None
     try:
-        results = json.loads(read_limited(path, limits.results_bytes, "results.json"))
-        if not isinstance(results, dict):
-            raise ValueError("not a JSON object")
-        return results
+        results = read_json(path, limits.results_bytes, "results.json", limits.json_depth)
     except SubmissionRefused as exc:
         grade.flags.append(f"{exc}; result and target checks skipped")
-    except (ValueError, UnicodeDecodeError) as exc:
-        grade.flags.append(f"results.json is not valid JSON ({exc}); result and target checks skipped")
-    return None
+        return None
+    if not isinstance(results, dict):
+        grade.flags.append(f"results.json is not valid: a JSON {type(results).__name__}, not an object; result and "
+                           "target checks skipped")
+        return None
+    return results
 
 
-def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrade:
-    """Grade one unpacked submission."""
+def _guarded(grade: StudentGrade, what: str, step, *args) -> bool:
+    """Run one reading or judging step of a submission; any exception becomes a flag of that student (the batch and
+    the student's other steps go on). True when the step finished."""
+    try:
+        step(*args)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a submission nobody foresaw must not stop the class
+        grade.flags.append(f"{what}: could not be checked ({type(exc).__name__}: {str(exc)[:200]}); look at it by "
+                           "hand")
+        return False
+
+
+def grade_student(student: str, folder: Path, settings: Settings, claimed: str = "") -> StudentGrade:
+    """Grade one unpacked submission (``claimed``: the name its file gives, when ``student`` differs from it)."""
     import time
 
     start = time.perf_counter()
     rubric = settings.rubric
-    grade = StudentGrade(student, containment=settings.sandbox.mode)
+    grade = StudentGrade(student, containment=settings.sandbox.mode, claimed=claimed)
     results = _read_results(folder, grade, settings.files)
-    if results is not None:
-        _check_seed(grade, results)
+    if results is not None and not _guarded(grade, "results.json (student id and seed)", _check_seed, grade,
+                                            results):
+        results = None
     expected_profile = rubric.get("profile") or ""
     wrong_profile = bool(results and expected_profile and results.get("profile") != expected_profile)
     if wrong_profile:
@@ -149,13 +168,12 @@ def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrad
         nb = None
         if path is not None:
             try:
-                nb = json.loads(read_limited(path, settings.files.notebook_bytes, name))
-                if not isinstance(nb.get("cells"), list):
-                    raise ValueError("no cells")
+                nb = read_json(path, settings.files.notebook_bytes, name, settings.files.json_depth)
+                problem = _notebook_shape(nb)
+            except NotJSON as exc:
+                problem = f"not a readable notebook ({exc})"
             except SubmissionRefused as exc:
                 problem = f"refused: {exc}"
-            except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-                problem = f"not a readable notebook ({type(exc).__name__})"
         if problem:
             missing.append(name)
             grade.items.append(Item(student, name, "executed", 0, nb_points, False, problem))
@@ -164,17 +182,33 @@ def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrad
             for ex in (e for e in EXERCISES.values() if e.notebook == name and e.id in ex_points):
                 grade.items.append(Item(student, name, ex.id, 0, ex_points[ex.id], False, problem))
             continue
-        problems = outputs.execution_problems(nb)
+        try:
+            problems = outputs.execution_problems(nb)
+        except Exception as exc:  # noqa: BLE001 - a shape _notebook_shape did not foresee
+            problems = [f"its cells could not be read ({type(exc).__name__}: {str(exc)[:160]})"]
         grade.items.append(Item(student, name, "executed", 0 if problems else nb_points, nb_points, not problems,
                                 "; ".join(problems) or "all cells ran in order, no errors"))
         grade.flags += [f"{name}: {p}" for p in problems]
-        to_run += _read_exercises(grade, name, nb, ex_points, settings)
-        _check_outputs(grade, name, nb, results, penalties)
-        grade.answers.update({f"{name}:{k}": v for k, v in reflections(nb).items()})
-    _run_exercises(grade, to_run, ex_points, penalties, settings)
+        before = len(grade.items)
+        if not _guarded(grade, f"{name}: exercise cells", lambda: to_run.extend(
+                _read_exercises(grade, name, nb, ex_points, settings))):
+            done = {i.item for i in grade.items[before:]} | {e.id for n, e, _, _ in to_run if n == name}
+            for ex in (e for e in EXERCISES.values() if e.notebook == name and e.id in ex_points and e.id not in done):
+                grade.items.append(Item(student, name, ex.id, 0, ex_points[ex.id], False,
+                                        "the exercise cells could not be read (see the flags)"))
+        _guarded(grade, f"{name}: reported numbers and tables", _check_outputs, grade, name, nb, results, penalties)
+        _guarded(grade, f"{name}: reflections", lambda: grade.answers.update(
+            {f"{name}:{k}": v for k, v in reflections(nb).items()}))
+    before = len(grade.items)
+    if not _guarded(grade, "the exercises' re-check", _run_exercises, grade, to_run, ex_points, penalties, settings):
+        judged = {(i.notebook, i.item) for i in grade.items[before:]}
+        for notebook, exercise, _, _ in to_run:
+            if (notebook, exercise.id) not in judged:
+                grade.items.append(Item(student, notebook, exercise.id, 0, ex_points[exercise.id], False,
+                                        "could not be re-checked (see the flags)"))
     if missing:
         grade.status = "incomplete" if grade.status == "ok" else grade.status
-    _grade_targets(grade, results, rubric, wrong_profile)
+    _guarded(grade, "results.json (targets)", _grade_targets, grade, results, rubric, wrong_profile)
     per_answer = float(rubric.get("reflections", {}).get("answered", 0))
     if per_answer:
         for key, text in sorted(grade.answers.items()):
@@ -183,6 +217,34 @@ def grade_student(student: str, folder: Path, settings: Settings) -> StudentGrad
                                     "answered" if text else "no answer"))
     grade.seconds = time.perf_counter() - start
     return grade
+
+
+def _notebook_shape(nb) -> str | None:
+    """Why ``nb`` (parsed JSON) is not a notebook the grader can read, or None: an nbformat-4 object whose cells are
+    objects with a ``cell_type``, a ``source`` (text or list of text) and, for code cells, a list of ``outputs``
+    (missing is read as none) whose items are objects."""
+    if not isinstance(nb, dict):
+        return f"not a readable notebook (a JSON {type(nb).__name__}, not an object)"
+    if nb.get("nbformat") != 4:
+        return (f"not a readable notebook (nbformat {nb.get('nbformat')!r}; save it from Jupyter or Colab as "
+                "nbformat 4)")
+    cells = nb.get("cells")
+    if not isinstance(cells, list):
+        return "not a readable notebook (no list of cells)"
+    for index, cell in enumerate(cells):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str) or not (
+                isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
+            return f"not a readable notebook (cell {index} is not a cell: no cell_type or source text)"
+        outs = cell.get("outputs", [])
+        if outs is None:
+            cell["outputs"] = outs = []
+        if not isinstance(outs, list) or not all(isinstance(o, dict) for o in outs):
+            return f"not a readable notebook (cell {index}'s outputs are not a list of outputs)"
+        count = cell.get("execution_count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            return f"not a readable notebook (cell {index}'s execution_count is {count!r}, not a number)"
+    return None
 
 
 def _read_exercises(grade, name, nb, ex_points, settings) -> list:
@@ -268,14 +330,15 @@ def _check_seed(grade: StudentGrade, results: dict) -> None:
 
     config = results.get("config") if isinstance(results.get("config"), dict) else {}
     student_id = config.get("student_id")
+    submitted = grade.claimed or grade.student
     students = results.get("students") if isinstance(results.get("students"), dict) else {}
     seeds = {s.get("seed") for s in students.values() if isinstance(s, dict) and s.get("seed") is not None}
     if not student_id:
         grade.flags.append("no student id in the run (lab.setup(student_id=...)): its students used the class's "
                            "shared seed, so the run cannot be told from another student's")
     else:
-        if str(student_id).strip().lower() != grade.student.strip().lower():
-            grade.flags.append(f"the run belongs to student id {student_id!r}, submitted as {grade.student!r}")
+        if str(student_id).strip().lower() != submitted.strip().lower():
+            grade.flags.append(f"the run belongs to student id {student_id!r}, submitted as {submitted!r}")
         expected = seed_for_student(str(student_id))
         if config.get("student_seed") != expected or (seeds and seeds != {expected}):
             grade.flags.append(f"the students' training seed {sorted(seeds) or config.get('student_seed')} is not "
@@ -334,15 +397,47 @@ def _grade_targets(grade: StudentGrade, results: dict | None, rubric: dict, wron
                                 message))
 
 
-def _one(student: str, path: Path, settings: Settings, tmp: Path) -> StudentGrade:
+def _one(student: str, path: Path, settings: Settings, tmp: Path, claimed: str = "",
+         flags: tuple[str, ...] = ()) -> StudentGrade:
+    """One submission's grade; never raises: whatever goes wrong becomes the student's row (status and reason)."""
     try:
-        folder = open_submission(path, tmp / student, settings.files)
-        return grade_student(student, folder, settings)
+        folder = open_submission(path, Path(tempfile.mkdtemp(dir=tmp)), settings.files)
+        grade = grade_student(student, folder, settings, claimed)
     except SubmissionRefused as exc:
-        return StudentGrade(student, status="refused", flags=[f"refused: {exc}"], containment=settings.sandbox.mode)
+        grade = StudentGrade(student, status="refused", flags=[f"refused: {exc}"], containment=settings.sandbox.mode)
     except (KDLabError, OSError, UnicodeDecodeError) as exc:
-        return StudentGrade(student, status="unreadable", flags=[f"{type(exc).__name__}: {exc}"],
-                            containment=settings.sandbox.mode)
+        grade = StudentGrade(student, status="unreadable", flags=[f"{type(exc).__name__}: {exc}"],
+                             containment=settings.sandbox.mode)
+    except Exception as exc:  # noqa: BLE001 - a submission nobody foresaw: its row says so, the batch goes on
+        grade = StudentGrade(student, status="error", containment=settings.sandbox.mode,
+                             flags=[f"the grader could not grade this submission ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]}); nothing was scored: look at it by hand"])
+    grade.claimed = claimed
+    grade.flags[:0] = flags
+    return grade
+
+
+def distinct_names(found: list[tuple[str, Path]]) -> list[tuple[str, Path, str, tuple[str, ...]]]:
+    """``(student, path, claimed, flags)`` per submission: a name that two submissions share, exactly or after
+    case-folding (``twin/`` and ``twin.zip``; ``Alice/`` and ``alice.zip``), becomes ``name #1``, ``name #2``, …
+    (in file-name order), each with a flag naming every file, so no row and no feedback file silently stands for
+    two students."""
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for student, path in found:
+        groups.setdefault(student.casefold(), []).append((student, path))
+    out = []
+    for student, path in found:
+        group = groups[student.casefold()]
+        if len(group) == 1:
+            out.append((student, path, "", ()))
+            continue
+        k = group.index((student, path)) + 1
+        files = ", ".join(p.name + ("/" if p.is_dir() else "") for _, p in group)
+        out.append((f"{student} #{k}", path, student, (
+            f"name collision: {files} all name student {student!r} (case-folded); graded separately as "
+            f"{student!r} #1..#{len(group)} ({path.name}{'/' if path.is_dir() else ''} is #{k}): keep the one that "
+            "is theirs",)))
+    return out
 
 
 def _flag_copies(grades: list[StudentGrade]) -> None:
@@ -362,17 +457,20 @@ def grade_all(submissions: str | Path, out_dir: str | Path, settings: Settings, 
               log=print) -> list[StudentGrade]:
     """Grade every submission under ``submissions`` (``jobs`` at a time); write the gradebooks, feedback and
     reflections to ``out_dir``. Returns the grades, in name order."""
-    from kdlab.grading.gradebook import write_outputs
+    from kdlab_grader.gradebook import write_outputs
 
-    found = find_submissions(submissions)
+    found = distinct_names(find_submissions(submissions))
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="kdlab-grade-") as tmp, ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = [pool.submit(_one, student, path, settings, Path(tmp)) for student, path in found]
+        futures = [pool.submit(_one, student, path, settings, Path(tmp), claimed, flags)
+                   for student, path, claimed, flags in found]
         grades = [future.result() for future in futures]
-    _flag_copies(grades)
-    for grade in grades:
-        log(f"{grade.student}: {grade.total:g} / {grade.max_points:g} ({grade.status}, {grade.seconds:.1f} s)")
-    write_outputs(grades, out_dir, settings.sandbox.protections())
+    try:
+        _flag_copies(grades)
+    finally:  # the gradebook is always written
+        for grade in grades:
+            log(f"{grade.student}: {grade.total:g} / {grade.max_points:g} ({grade.status}, {grade.seconds:.1f} s)")
+        write_outputs(grades, out_dir, settings.sandbox.protections())
     return grades
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from kdlab.distillation.runs import config_differences
 from kdlab.distillation.seeds import comparison_table, seed_table
-from kdlab.grading.submissions import FileLimits, SubmissionRefused, find_file, find_submissions, open_submission, \
-    read_limited
+from kdlab_grader.submissions import FileLimits, SubmissionRefused, find_file, find_submissions, open_submission, \
+    read_json
 
 VARIANTS = ("ce", "hinton", "minilm")
 PAIRS = (("minilm", "ce"), ("hinton", "ce"), ("minilm", "hinton"))
@@ -41,7 +41,9 @@ def class_runs(submissions: str | Path, limits: FileLimits | None = None) -> tup
                 if found is None:
                     notes.append(f"{student}: no results.json")
                     continue
-                results = json.loads(read_limited(found, limits.results_bytes, "results.json"))
+                results = read_json(found, limits.results_bytes, "results.json", limits.json_depth)
+                if not isinstance(results, dict):
+                    raise SubmissionRefused(f"results.json is a JSON {type(results).__name__}, not an object")
             except (SubmissionRefused, ValueError, UnicodeDecodeError, OSError) as exc:
                 notes.append(f"{student}: left out ({exc})")
                 continue
@@ -54,14 +56,20 @@ def class_runs(submissions: str | Path, limits: FileLimits | None = None) -> tup
                 continue
             if reference is None:
                 reference, labels = config, dev
-            differ = {k: v for k, v in config_differences(reference, KDConfig(**{
-                k: v for k, v in config.items() if k in KDConfig.__dataclass_fields__})).items() if k not in IGNORED}
+            try:
+                differ = {k: v for k, v in config_differences(reference, KDConfig(**{
+                    k: v for k, v in config.items() if k in KDConfig.__dataclass_fields__})).items()
+                    if k not in IGNORED}
+            except Exception as exc:  # noqa: BLE001 - a config of the wrong types: that run is left out, said why
+                notes.append(f"{student}: left out (its config cannot be read: {type(exc).__name__}: {exc})")
+                continue
             if differ or dev != labels:
                 why = ", ".join(f"{k}: {b!r} (first run: {a!r})" for k, (a, b) in sorted(differ.items())) or \
                     "other dev labels"
                 notes.append(f"{student}: left out (other settings than the first run: {why})")
                 continue
-            print_ = hashlib.sha256(json.dumps({k: students.get(k, {}).get("predictions") for k in VARIANTS},
+            print_ = hashlib.sha256(json.dumps({k: (students.get(k) if isinstance(students.get(k), dict) else {}).get("predictions")
+                                                for k in VARIANTS},
                                                sort_keys=True).encode()).hexdigest()
             if print_ in seen:
                 notes.append(f"{student}: the same run as {seen[print_]}'s, counted once")

@@ -22,7 +22,9 @@ from kdlab.course.reported import RESULT_MIME, TABLE_MIME, lookup, same_number
 
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
 # Calls whose output is a results table: a code cell holding one must show the table's provenance (TABLE_MIME).
-TABLE_PRODUCERS = ("tables.students_table(", "tables.compare_models(", "tables.benchmark_table(", "show_report(")
+TABLE_PRODUCERS = ("lab.train_baselines(", "lab.students_table(", "lab.compare(", "lab.benchmark(",
+                   "lab.benchmark_real_lengths(", "lab.write_report(",  # the notebooks' façade (kdlab.notebook)
+                   "tables.students_table(", "tables.compare_models(", "tables.benchmark_table(", "show_report(")
 
 
 def execution_problems(nb) -> list[str]:

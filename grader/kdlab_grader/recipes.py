@@ -1,12 +1,12 @@
 """Rebuilding a results table from results.json with the function that first built it, to compare it with what a
-saved notebook shows (``kdlab.grading.outputs``). One recipe per ``TABLE_MIME`` name in
+saved notebook shows (``kdlab_grader.outputs``). One recipe per ``TABLE_MIME`` name in
 ``kdlab.course.reported.TABLE_RECIPES``."""
 
 from __future__ import annotations
 
 from kdlab import report, tables
 from kdlab.course.reported import TABLE_RECIPES
-from kdlab.grading import outputs
+from kdlab_grader import outputs
 
 
 def rebuilt(recipe: str, results: dict):

@@ -12,8 +12,12 @@ Every mode (``basic``, ``bwrap``, ``docker``) gives the child:
 not even loopback; the grader's processes and their command lines are invisible), no capabilities, and a
 filesystem view that holds only ``/usr``, Python and its packages (read-only, kdlab itself masked) and the
 throw-away folder — not the submissions, the gradebook or the instructor's files. ``docker`` runs the child in a
-container of an image the instructor names, with ``--network none`` and the same limits. ``basic`` is what is
-left where neither is available: the child then runs as the grader's user and can read what that user can.
+container of an image the instructor names, with ``--network none`` and the same limits. ``basic`` gives only the
+limits: the child then runs as the grader's user, can read and write what that user can, and reach the network.
+
+``auto`` (the default) is confined or nothing: bubblewrap where it works, else Docker when an image is named; where
+neither is available it stops with ``Unconfined`` (a ``KDLabError``) before any student code runs, saying what
+``basic`` would expose and how to fix it or accept it (``--sandbox basic``).
 
 ``Sandbox.protections()`` lists what the chosen mode gives, for the gradebook; nothing is claimed that did not apply.
 """
@@ -91,12 +95,14 @@ def _python_roots() -> list[Path]:
     return kept
 
 
-def _kdlab_inside(roots: list[Path]) -> Path | None:
-    """kdlab's own folder when it lies inside what the child sees (an installed, not editable, kdlab)."""
+def _kdlab_inside(roots: list[Path]) -> list[Path]:
+    """kdlab's and the grader's own folders where they lie inside what the child sees (installed, not editable)."""
     import kdlab
 
-    folder = Path(kdlab.__file__).resolve().parent
-    return folder if any(r in folder.parents for r in roots) else None
+    import kdlab_grader
+
+    folders = [Path(m.__file__).resolve().parent for m in (kdlab, kdlab_grader)]
+    return [f for f in folders if any(r in f.parents for r in roots)]
 
 
 def bwrap_command(folder: Path, argv: list[str], env: dict[str, str]) -> list[str]:
@@ -114,8 +120,7 @@ def bwrap_command(folder: Path, argv: list[str], env: dict[str, str]) -> list[st
     for root in roots:
         if not str(root).startswith("/usr/"):
             cmd += ["--ro-bind", str(root), str(root)]
-    masked = _kdlab_inside(roots)
-    if masked is not None:
+    for masked in _kdlab_inside(roots):
         cmd += ["--tmpfs", str(masked)]
     cmd += ["--bind", str(folder), INSIDE, "--chdir", INSIDE, "--clearenv"]
     for key, value in env.items():
@@ -177,6 +182,20 @@ def bwrap_works() -> str | None:
     return None
 
 
+def unconfined_message(problem: str) -> str:
+    """Why ``--sandbox auto`` stops, what ``basic`` would expose, and the three ways on."""
+    return (f"--sandbox auto found no containment: {problem}; and no Docker image was named. Graded in --sandbox "
+            "basic, the students' code would run as your user: it could read and write your files (your keys, "
+            "other students' submissions, the gradebook) and reach the network. Nothing was run. Fix it: install "
+            "bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap), or use Docker (--sandbox docker "
+            "--docker-image IMAGE, an image with Python, torch, numpy, safetensors). Or accept it for a class you "
+            "trust: --sandbox basic.")
+
+
+class Unconfined(KDLabError):
+    """``--sandbox auto`` where neither bubblewrap nor Docker can contain the child."""
+
+
 class Sandbox:
     """One containment mode with its limits; ``run`` starts a child in it."""
 
@@ -188,8 +207,12 @@ class Sandbox:
         self.note = ""
         if mode == "auto":
             problem = bwrap_works()
-            mode = "bwrap" if problem is None else "basic"
-            self.note = "" if problem is None else f"bwrap unavailable: {problem}"
+            if problem is None:
+                mode = "bwrap"
+            elif docker_image and shutil.which("docker") is not None:
+                mode, self.note = "docker", f"bwrap unavailable: {problem}"
+            else:
+                raise Unconfined(unconfined_message(problem))
         elif mode == "bwrap" and (problem := bwrap_works()) is not None:
             raise KDLabError(f"--sandbox bwrap: {problem}. Use --sandbox basic to grade without it (weaker: the "
                              "student code can then read what your user can, and use the network).")
@@ -207,7 +230,7 @@ class Sandbox:
         common = f"throw-away folder and HOME, allowlisted environment, limits: {self.limits.describe()}"
         if self.mode == "bwrap":
             extra = "no network, own PID/IPC/UTS namespaces, no capabilities, filesystem view: Python + packages " \
-                    "(read-only, kdlab masked) + the throw-away folder"
+                    "(read-only, kdlab and its grader masked) + the throw-away folder"
         elif self.mode == "docker":
             extra = f"container {self.docker_image}: no network, read-only root filesystem, no capabilities"
         else:
