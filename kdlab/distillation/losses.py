@@ -183,6 +183,17 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_inde
 
 
 @dataclass
+class Outputs:
+    """What ``DistillationLoss`` reads from one model's forward pass (None: not captured; the trainer captures
+    only what the loss's active terms need)."""
+
+    logits: torch.Tensor  # [B, C]
+    qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # last layer, heads split: [B, H, S, D]
+    relation_states: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # Q/K/V [B, S, W] (raw())
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # output_hidden_states: embeddings, then each layer
+
+
+@dataclass
 class DistillationLoss(LossSettings):
     """L = α·CE + β·KD + γ·attention + δ·value [+ λ_r·relation heads + λ_h·hidden], every component returned
     for logging.
@@ -261,30 +272,28 @@ class DistillationLoss(LossSettings):
 
     def __call__(
         self,
-        student_logits: torch.Tensor,
+        student: Outputs | torch.Tensor,
         labels: torch.Tensor,
-        teacher_logits: torch.Tensor | None = None,
-        student_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-        teacher_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        teacher: Outputs | torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         *,
-        student_relation_states: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-        teacher_relation_states: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-        student_hidden: tuple[torch.Tensor, ...] | None = None,
-        teacher_hidden: tuple[torch.Tensor, ...] | None = None,
         hidden_distiller=None,
         progress: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """Returns ``{"loss": total, "ce": ..., "kd": ..., "attention": ..., "value": ..., "relation": ...,
         "hidden": ...}`` (active terms only).
 
-        ``*_qkv``: last-layer Q/K/V split into heads ``[B, H, S, D]``; ``*_relation_states``: Q/K/V ``[B, S, W]``
-        of the relation layers (``QKVCapture.raw()``); ``*_hidden``: ``output_hidden_states`` tuples;
-        ``hidden_distiller``: the ``kdlab.distillation.hidden.HiddenStateDistiller`` holding the projections;
-        ``progress``: the share of training done (0..1), read by the weight and temperature schedules (None = the
-        start).
-        A term whose scheduled weight is 0 at ``progress`` is not computed.
+        ``student``, ``teacher``: what the loss reads from each model's forward pass (``Outputs``; a bare logits
+        tensor ``[B, C]`` stands for ``Outputs(logits)``); ``labels`` ``[B]``; ``attention_mask`` ``[B, S]``, needed
+        by every term inside the models; ``hidden_distiller``: the ``kdlab.distillation.hidden.HiddenStateDistiller``
+        holding the projections; ``progress``: the share of training done (0..1), read by the weight and
+        temperature schedules (None = the start). A term whose scheduled weight is 0 at ``progress`` is not
+        computed.
         """
+        student = student if isinstance(student, Outputs) else Outputs(student)
+        teacher = teacher if isinstance(teacher, Outputs) or teacher is None else Outputs(teacher)
+        student_logits, teacher_logits = student.logits, teacher.logits if teacher else None
+        student_qkv, teacher_qkv = student.qkv, teacher.qkv if teacher else None
         weights = scheduled_weights(self.weight_schedule, progress, self.loss_weights())
         temperature = scheduled_temperature(self.temperature_schedule, progress, self.temperature,
                                             self.final_temperature)
@@ -293,12 +302,13 @@ class DistillationLoss(LossSettings):
             parts["ce"] = masked_cross_entropy(student_logits, labels)
         if weights["kd"] > 0:
             if teacher_logits is None:
-                raise KDLabError("the KD term (beta > 0) needs teacher_logits.")
+                raise KDLabError("the KD term (beta > 0) needs the teacher's logits (teacher_logits).")
             parts["kd"] = (self._kd(student_logits, teacher_logits, temperature) if self.kd_style == "kl"
                            else logits_mse_loss(student_logits, teacher_logits))
         if self.needs_qkv and (weights["attention"] > 0 or weights["value"] > 0):
             if student_qkv is None or teacher_qkv is None or attention_mask is None:
-                raise KDLabError("attention/value terms (gamma/delta > 0) need student_qkv, teacher_qkv and attention_mask.")
+                raise KDLabError("attention/value terms (gamma/delta > 0) need both models' Outputs.qkv and "
+                                 "attention_mask.")
             (q_s, k_s, v_s), (q_t, k_t, v_t) = student_qkv, teacher_qkv
             if self.relation_style == "kl":
                 if weights["attention"] > 0:
@@ -311,16 +321,19 @@ class DistillationLoss(LossSettings):
                 if weights["value"] > 0:
                     parts["value"] = value_mse_loss(q_s, k_s, v_s, q_t, k_t, v_t, attention_mask)
         if self.needs_relation_states and weights["relation"] > 0:
-            if student_relation_states is None or teacher_relation_states is None or attention_mask is None:
-                raise KDLabError("the relation-heads term (relation_weight > 0) needs student_relation_states, "
-                                 "teacher_relation_states and attention_mask.")
-            parts["relation"] = relation_heads_loss(student_relation_states, teacher_relation_states, attention_mask,
+            if student.relation_states is None or teacher is None or teacher.relation_states is None \
+                    or attention_mask is None:
+                raise KDLabError("the relation-heads term (relation_weight > 0) needs both models' "
+                                 "Outputs.relation_states and attention_mask.")
+            parts["relation"] = relation_heads_loss(student.relation_states, teacher.relation_states, attention_mask,
                                                     self.relation_heads, self.relation_kinds)
         if self.needs_hidden_states and weights["hidden"] > 0:
-            if student_hidden is None or teacher_hidden is None or attention_mask is None or hidden_distiller is None:
-                raise KDLabError("the hidden-state term (hidden_weight > 0) needs student_hidden, teacher_hidden, "
-                                 "attention_mask and hidden_distiller (kdlab.distillation.hidden.HiddenStateDistiller).")
-            parts["hidden"] = hidden_distiller(student_hidden, teacher_hidden, attention_mask)
+            if (student.hidden_states is None or teacher is None or teacher.hidden_states is None
+                    or attention_mask is None or hidden_distiller is None):
+                raise KDLabError("the hidden-state term (hidden_weight > 0) needs both models' Outputs.hidden_states, "
+                                 "attention_mask and hidden_distiller (a kdlab.distillation.hidden."
+                                 "HiddenStateDistiller).")
+            parts["hidden"] = hidden_distiller(student.hidden_states, teacher.hidden_states, attention_mask)
         parts["loss"] = sum(weights[name] * value for name, value in parts.items())
         if self.temperature_schedule != "constant":
             parts["temperature"] = torch.tensor(temperature)  # logged, not part of the loss

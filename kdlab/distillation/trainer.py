@@ -20,7 +20,7 @@ from kdlab.config import KDConfig
 from kdlab.data.sources import UNLABELLED
 from kdlab.distillation.capture import QKVCapture
 from kdlab.distillation.hidden import HiddenStateDistiller, resolve_hidden_layer_map
-from kdlab.distillation.losses import DistillationLoss
+from kdlab.distillation.losses import DistillationLoss, Outputs
 from kdlab.distillation.relations import check_relation_setup
 from kdlab.errors import KDLabError
 from kdlab.models.layers import layer_heads
@@ -144,25 +144,20 @@ class DistillationTrainer(Trainer):
             cap = stack.enter_context(QKVCapture(student)) if needs_qkv else None
             rel = stack.enter_context(QKVCapture(student, loss_fn.relation_student_layer)) if needs_rel else None
             outputs = model(**features, **extra)
-            student_qkv = cap.qkv() if cap else None
-            student_rel = rel.raw() if rel else None
-        teacher_logits = teacher_qkv = teacher_rel = teacher_hidden = None
+            student_out = Outputs(outputs.logits, cap.qkv() if cap else None, rel.raw() if rel else None,
+                                  outputs.hidden_states if needs_hidden else None)
+        teacher_out = None
         if self.teacher is not None:
             with torch.no_grad(), ExitStack() as stack:
                 cap = stack.enter_context(QKVCapture(self.teacher)) if needs_qkv else None
                 rel = stack.enter_context(QKVCapture(self.teacher, loss_fn.relation_teacher_layer)) if needs_rel else None
-                teacher_out = self.teacher(**features, **extra)
-                teacher_logits = teacher_out.logits
-                teacher_qkv = cap.qkv() if cap else None
-                teacher_rel = rel.raw() if rel else None
-                teacher_hidden = teacher_out.hidden_states if needs_hidden else None
+                t_out = self.teacher(**features, **extra)
+                teacher_out = Outputs(t_out.logits, cap.qkv() if cap else None, rel.raw() if rel else None,
+                                      t_out.hidden_states if needs_hidden else None)
         mask = features.get("attention_mask")
         if mask is None and loss_fn.needs_inner_states:
             mask = torch.ones_like(features["input_ids"])
-        parts = loss_fn(outputs.logits, labels, teacher_logits, student_qkv, teacher_qkv, mask,
-                        student_relation_states=student_rel, teacher_relation_states=teacher_rel,
-                        student_hidden=outputs.hidden_states if needs_hidden else None,
-                        teacher_hidden=teacher_hidden, hidden_distiller=self.hidden_distiller,
+        parts = loss_fn(student_out, labels, teacher_out, mask, hidden_distiller=self.hidden_distiller,
                         progress=self.state.global_step / max(1, self.state.max_steps))
         self._record(parts)
         if "ce" in parts:  # logged, not part of the loss: masked CE divides by the whole batch (see loss_terms_table)

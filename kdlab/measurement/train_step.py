@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdlab.distillation.capture import QKVCapture
-from kdlab.distillation.losses import DistillationLoss, kd_loss, value_relation_loss
+from kdlab.distillation.losses import DistillationLoss, Outputs, kd_loss, value_relation_loss
 from kdlab.errors import KDLabError
 from kdlab.measurement.timing import (
     NUM_INPUT_BATCHES,
@@ -163,7 +163,8 @@ def make_train_steps(teacher: nn.Module, student: nn.Module, device: str | torch
             with torch.no_grad(), QKVCapture(t) as cap:
                 t_logits = t(**features(batch)).logits
                 t_qkv = cap.qkv()
-            value = loss(logits, batch["labels"], t_logits, s_qkv, t_qkv, batch["attention_mask"])["loss"]
+            value = loss(Outputs(logits, s_qkv), batch["labels"], Outputs(t_logits, t_qkv),
+                         batch["attention_mask"])["loss"]
         update(value)
 
     def naive_step(batch):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from kdlab.distillation.losses import (
     DistillationLoss,
+    Outputs,
     attention_distribution_loss,
     attention_mse_loss,
     kd_loss,
@@ -331,7 +332,7 @@ def test_for_variant_terms_and_weights(qkv_pair, variant, weights, terms):
     logits_s = torch.randn(3, 2, requires_grad=True)
     logits_t = torch.randn(3, 2)
     labels = torch.tensor([0, 1, 1])
-    parts = loss_fn(logits_s, labels, logits_t, (q_s, k_s, v_s), (q_t, k_t, v_t), mask)
+    parts = loss_fn(Outputs(logits_s, (q_s, k_s, v_s)), labels, Outputs(logits_t, (q_t, k_t, v_t)), mask)
     assert set(parts) == terms | {"loss"}
     named = dict(zip(("ce", "kd", "attention", "value"), weights))
     assert parts["loss"].item() == pytest.approx(sum(named[k] * parts[k].item() for k in terms), rel=1e-6)
@@ -349,8 +350,8 @@ def test_mse_relation_style_uses_mse_terms(qkv_pair):
     (q_s, k_s, v_s), (q_t, k_t, _), mask = qkv_pair
     v_t = torch.randn_like(v_s)
     loss_fn = DistillationLoss.for_variant("minilm", relation_style="mse")
-    parts = loss_fn(torch.randn(3, 2), torch.tensor([0, 1, 0]), torch.randn(3, 2), (q_s, k_s, v_s),
-                    (q_t, k_t, v_t), mask)
+    parts = loss_fn(Outputs(torch.randn(3, 2), (q_s, k_s, v_s)), torch.tensor([0, 1, 0]),
+                    Outputs(torch.randn(3, 2), (q_t, k_t, v_t)), mask)
     assert parts["attention"].item() == pytest.approx(ref_attention_mse(q_s, k_s, q_t, k_t, mask), rel=1e-5)
     assert parts["value"].item() == pytest.approx(ref_value_mse(q_s, k_s, v_s, q_t, k_t, v_t, mask), rel=1e-5)
 

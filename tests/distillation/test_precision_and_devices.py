@@ -13,7 +13,7 @@ from transformers import TrainingArguments
 from kdlab import lab
 from kdlab.config import load_config
 from kdlab.distillation.capture import QKVCapture
-from kdlab.distillation.losses import DistillationLoss
+from kdlab.distillation.losses import DistillationLoss, Outputs
 from kdlab.distillation.trainer import DistillationTrainer, frozen_teacher, training_arguments, use_one_gpu
 from kdlab.models.student import init_student_from_teacher
 from kdlab.models.tiny import build_tiny_bert
@@ -182,9 +182,8 @@ def _half_step(teacher, student, loss, tokenizer, layer_kwargs=None):
             t_out = t(**batch)
             t_qkv, t_rel = cap.qkv(), rel.raw()
         assert out.logits.dtype == torch.float16 and t_out.logits.dtype == torch.float16
-        parts = loss(out.logits, labels, t_out.logits,
-                     s_qkv if loss.needs_qkv else None, t_qkv if loss.needs_qkv else None, batch["attention_mask"],
-                     student_relation_states=s_rel, teacher_relation_states=t_rel)
+        parts = loss(Outputs(out.logits, s_qkv if loss.needs_qkv else None, s_rel), labels,
+                     Outputs(t_out.logits, t_qkv if loss.needs_qkv else None, t_rel), batch["attention_mask"])
     parts["loss"].backward()
     return parts
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlab.config import load_config
-from kdlab.distillation.losses import DistillationLoss, kd_loss, logits_mse_loss
+from kdlab.distillation.losses import DistillationLoss, Outputs, kd_loss, logits_mse_loss
 from kdlab.distillation.schedules import scheduled_temperature, scheduled_weights
 from kdlab.distillation.training import distill
 from kdlab.errors import KDLabError
@@ -58,12 +58,12 @@ def test_staged_loss_computes_only_the_terms_of_its_stage():
     z_s, y, z_t, s_qkv, t_qkv, mask = _inputs()
     loss = DistillationLoss(weight_schedule="staged")
     with torch.no_grad():
-        early = loss(z_s, y, z_t, s_qkv, t_qkv, mask, progress=0.1)
-        late = loss(z_s, y, z_t, s_qkv, t_qkv, mask, progress=0.9)
+        early = loss(Outputs(z_s, s_qkv), y, Outputs(z_t, t_qkv), mask, progress=0.1)
+        late = loss(Outputs(z_s, s_qkv), y, Outputs(z_t, t_qkv), mask, progress=0.9)
     assert set(early) == {"attention", "value", "loss"} and set(late) == {"ce", "kd", "loss"}
     assert float(early["loss"]) == pytest.approx(float(0.3 * early["attention"] + 0.2 * early["value"]))
     assert float(late["loss"]) == pytest.approx(float(0.1 * late["ce"] + 0.4 * late["kd"]))
-    constant = DistillationLoss()(z_s, y, z_t, s_qkv, t_qkv, mask, progress=0.1)
+    constant = DistillationLoss()(Outputs(z_s, s_qkv), y, Outputs(z_t, t_qkv), mask, progress=0.1)
     assert set(constant) == {"ce", "kd", "attention", "value", "loss"}
 
 
