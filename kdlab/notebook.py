@@ -17,6 +17,7 @@ from IPython.display import Markdown, display
 from kdlab import exercises, lab as steps, plots, tables
 from kdlab.config import KDConfig
 from kdlab.course import deployment, reference
+from kdlab.course.runtimes import describe_minutes
 from kdlab.data.sources import label_names
 from kdlab.data.tokens import token_lengths
 from kdlab.display import report
@@ -43,6 +44,7 @@ class Lab:
         self._students: dict | None = None
         self._evals: dict | None = None
         print(f"profile = {self.cfg.profile}   artifacts → {self.cfg.run_dir()}")
+        print(describe_minutes(self.cfg) or f"time: the `{self.cfg.profile}` profile has no timed or estimated run")
 
     # --- what every notebook shares ------------------------------------------------------------------------------
     @property
