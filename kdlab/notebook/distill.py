@@ -6,6 +6,7 @@ from IPython.display import display
 
 from kdlab import exercises, lab as steps, plots, tables
 from kdlab.course import reference
+from kdlab.course.storage import drive_bytes, saved_models
 from kdlab.course.runtimes import describe_distill_estimate, distill_estimate
 from kdlab.display import report
 from kdlab.distillation.seeds import seed_table
@@ -117,6 +118,23 @@ class DistillSteps(LabRun):
         if x:
             plots.sweep_plot(table, x, title)
         return None
+
+    def challenge_cost(self) -> None:
+        """What the challenges below add: the students they train and the bytes those keep in the runs folder
+        (Google Drive on Colab), from the parameter counts 01 recorded (``kdlab.course.storage``)."""
+        rows = self.results.get("params") or []
+        params = {row["layers"]: row["params"] for row in rows}
+        teacher_layers = next((row["layers"] for row in rows if row["model"] == "teacher"), None)
+        if teacher_layers is None:
+            return
+        params.setdefault(self.smaller_student_layers(), params.get(self.cfg.student_layers))
+        saved = "teacher_finetune" in self.results
+        base = saved_models(self.cfg, teacher_layers, saved, challenges=False)
+        extra = saved_models(self.cfg, teacher_layers, saved, challenges=True)[len(base):]
+        more = drive_bytes(extra, params) - drive_bytes([], params)
+        print(f"the challenges train {len(extra)} more students and keep about {more / 2**30:.2f} GiB more in "
+              f"{self.cfg.run_dir()} (on Colab: your Drive); the lab without them: "
+              f"{drive_bytes(base, params) / 2**30:.2f} GiB")
 
     def smaller_student_layers(self) -> int:
         """The challenges' smaller student: 4 layers under a deep teacher (``full``), else one layer fewer."""
