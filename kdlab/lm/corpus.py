@@ -137,7 +137,9 @@ def examples(texts: list[str], tokenizer, cfg: LMConfig, limit: int | None = Non
 class Collator:
     """Pads a list of examples to the longest on the right: ``input_ids`` [B, S], ``attention_mask`` [B, S], ``labels``
     [B, S] (−100 on padding: never a target) and ``index`` [B]. Padding is told by the attention mask, not by the
-    pad id, so a tokenizer whose pad is its end-of-text (GPT-2) keeps its real end-of-text targets."""
+    pad id, so a tokenizer whose pad is its end-of-text (GPT-2) keeps its real end-of-text targets. An example with
+    ``prompt_length`` P (a prompt → response pair) has labels −100 on its first P tokens: only the response is a
+    target."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -152,7 +154,10 @@ class Collator:
             n = len(f["input_ids"])
             ids[row, :n] = torch.as_tensor(f["input_ids"])
             mask[row, :n] = 1
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+        labels = ids.masked_fill(mask == 0, -100)
+        for row, f in enumerate(features):
+            labels[row, : f.get("prompt_length") or 0] = -100
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if "index" in features[0]:
             batch["index"] = torch.as_tensor([f["index"] for f in features])
         return batch

@@ -16,9 +16,20 @@ of targets in the whole (accumulated) batch, which ``transformers.Trainer`` pass
 this batch's own count when None. Dividing each micro-batch by its own count and averaging them instead gives a
 different loss when micro-batches hold different numbers of tokens (trl #4719): tests/lm pins accumulation 1 vs 2.
 
-**Temperature**: at T ≠ 1 the loss is multiplied by T² (Hinton et al. 2015: the gradients then keep their size
-as T changes, as in the lab's classification KD). TRL's GKD/Distillation trainers compute their loss at T = 1 and
-use ``temperature`` only to sample; at T = 1 the two conventions are the same loss.
+**Temperature**: three conventions are in use, and they are different losses as soon as T ≠ 1
+(``CONVENTIONS``; the divergence D is any of the kinds above):
+
+- ``"hinton"`` (Hinton et al. 2015; DistillKit's ``lossfuncs``; the lab's classification KD): T² · D(softmax(z_t/T),
+  softmax(z_s/T)). The T² keeps the gradients' size as T changes.
+- ``"trl-gkd"`` (TRL's ``GKDTrainer``): D at T = 1 whatever T is; ``temperature`` only changes the sampling of the
+  on-policy continuations.
+- ``"trl-distillation"`` (TRL's ``DistillationTrainer``): D(softmax(z_t/T), softmax(z_s/T)) without T² (its
+  ``compute_loss`` passes its ``temperature`` to the divergence and scales nothing).
+
+At T = 1 the three are the same loss.
+
+**Mixing with CE**: ``mix(kd, ce, ce_weight)`` = (1 − w)·KD + w·CE, the course text's λ·KD + (1 − λ)·CE with
+λ = 1 − w (w = 0: pure distillation, as TRL; DistillKit suggests w ≈ 0.5).
 
 **Precision**: every softmax is taken in fp32 (an autocast fp16 logit tensor is upcast first), and terms with a
 zero probability contribute exactly 0 (``p·log p`` → 0 and no ``0 · −inf`` NaN), so masked vocabulary rows
@@ -32,6 +43,29 @@ import math
 import torch
 
 KINDS = ("forward", "reverse", "jsd", "skew-forward", "skew-reverse")
+CONVENTIONS = {
+    "hinton": "T² · D(softmax(z_t/T) ‖ softmax(z_s/T)) (Hinton et al. 2015, DistillKit)",
+    "trl-gkd": "D at T = 1 whatever T (TRL GKDTrainer: T only for sampling)",
+    "trl-distillation": "D(softmax(z_t/T) ‖ softmax(z_s/T)), no T² (TRL DistillationTrainer)",
+}
+
+
+def temperature_terms(temperature: float, convention: str = "hinton") -> tuple[float, float]:
+    """``(T used in both softmaxes, factor on the loss)`` for a temperature convention (module docstring)."""
+    if convention == "hinton":
+        return temperature, temperature**2
+    if convention == "trl-gkd":
+        return 1.0, 1.0
+    if convention == "trl-distillation":
+        return temperature, 1.0
+    raise ValueError(f"convention={convention!r}: use one of {', '.join(CONVENTIONS)}.")
+
+
+def mix(kd: torch.Tensor, ce: torch.Tensor | None, ce_weight: float) -> torch.Tensor:
+    """(1 − w)·KD + w·CE (the course's λ·KD + (1 − λ)·CE with λ = 1 − w); KD alone when w = 0."""
+    if not ce_weight:
+        return kd
+    return (1 - ce_weight) * kd + ce_weight * ce
 
 
 def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -83,11 +117,13 @@ def reduce_tokens(values: torch.Tensor, mask: torch.Tensor, num_items=None) -> t
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
                       kind: str = "forward", temperature: float = 1.0, beta: float = 0.5, alpha: float = 0.1,
-                      num_items=None) -> torch.Tensor:
-    """The token-level KD loss: ``per_token_divergence`` reduced over the real targets (``reduce_tokens``), × T²
-    when T ≠ 1. Scalar."""
-    values = per_token_divergence(student_logits, teacher_logits, kind, temperature, beta, alpha)
-    return reduce_tokens(values, mask, num_items) * (temperature**2 if temperature != 1 else 1.0)
+                      num_items=None, convention: str = "hinton") -> torch.Tensor:
+    """The token-level KD loss: ``per_token_divergence`` reduced over the real targets (``reduce_tokens``), with
+    the temperature of ``convention`` (``temperature_terms``: T² for Hinton's). Scalar."""
+    t, factor = temperature_terms(temperature, convention)
+    values = per_token_divergence(student_logits, teacher_logits, kind, t, beta, alpha)
+    loss = reduce_tokens(values, mask, num_items)
+    return loss * factor if factor != 1 else loss
 
 
 def cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, num_items=None):
@@ -99,7 +135,9 @@ def cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, mask: tor
 def sparse_forward_kl(student_logits: torch.Tensor, top_ids: torch.Tensor, top_log_probs: torch.Tensor,
                       mask: torch.Tensor, num_items=None) -> torch.Tensor:
     """Forward KL from a cached top-k teacher: ``top_ids`` ``[B, S, k]`` (long) and ``top_log_probs`` ``[B, S, k]``
-    (the teacher's log p of those tokens at T = 1).
+    (the teacher's log p of those tokens at T = 1). Only T = 1 is possible: softmax(z/T) of the teacher needs all
+    its logits (the tail's normaliser), which the cache no longer has, so the trainer refuses ``kd-cached`` at
+    T ≠ 1 (under the "hinton" and "trl-distillation" conventions) instead of silently training at T = 1.
 
     Both distributions are coarsened to the k cached tokens plus one bucket "every other token": p_rest =
     1 − Σ_k p_k, q_rest = Σ_{v not cached} q_v (a logsumexp over the student's other logits, exact), and

@@ -37,7 +37,7 @@ def chat_dataset(ctx, limit: int | None = None):
 
 def train_gkd(ctx, seed: int, output_dir, steps: int | None = None):
     """Cut the student as kdlab's regimes do and train it with TRL's ``GKDTrainer`` (λ = ``cfg.lmbda``, β =
-    ``cfg.beta`` unless ``cfg.onpolicy_loss`` names an end: reverse → 1, forward → 0); returns ``(student, record)``.
+    ``cfg.jsd_beta`` unless ``cfg.onpolicy_loss`` names an end: reverse → 1, forward → 0); returns ``(student, record)``.
     ImportError names the extra to install when TRL is missing."""
     try:
         from trl.experimental.gkd import GKDConfig, GKDTrainer
@@ -48,7 +48,7 @@ def train_gkd(ctx, seed: int, output_dir, steps: int | None = None):
     from kdlab.lm import models
 
     cfg = ctx.cfg
-    beta = {"reverse": 1.0, "forward": 0.0}.get(cfg.onpolicy_loss, cfg.beta)
+    beta = {"reverse": 1.0, "forward": 0.0}.get(cfg.onpolicy_loss, cfg.jsd_beta)
     student = models.cut_student(ctx.teacher, cfg.student_layers, cfg.layer_map)
     cuda = torch.cuda.is_available()
     args = GKDConfig(
@@ -76,6 +76,6 @@ def same_settings_as_kdlab(ctx) -> dict:
     """The settings the two on-policy runs share (for the benchmark's record)."""
     cfg = ctx.cfg
     return {k: getattr(cfg, k) for k in ("student_layers", "student_steps", "batch_size", "learning_rate",
-                                         "warmup_steps", "lmbda", "beta", "onpolicy_loss", "temperature",
+                                         "warmup_steps", "lmbda", "jsd_beta", "onpolicy_loss", "temperature",
                                          "prompt_tokens", "max_new_tokens")} | {"profile": cfg.profile,
                                                                                 "dataclass": dataclasses.is_dataclass(cfg)}

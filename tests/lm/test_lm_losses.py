@@ -138,3 +138,38 @@ def test_cross_entropy_is_the_mean_nll_of_the_targets():
     expected = np.mean([-math.log(_softmax(student[i, j].double().numpy())[targets[i, j]])
                         for i in range(2) for j in range(5) if mask[i, j]])
     assert float(losses.cross_entropy(student, targets, mask)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["forward", "reverse", "jsd"])
+def test_the_three_temperature_conventions(kind):
+    """Hinton/DistillKit: T² · D at T; TRL GKD: D at T = 1 whatever T; TRL DistillationTrainer: D at T, no T²."""
+    student, teacher, mask = _batch(8)
+    t = 3.0
+    at_t = _reference(student, teacher, mask, kind, t=t) / t**2  # the reference multiplies by T² at T != 1
+    at_1 = _reference(student, teacher, mask, kind)
+    got = {c: float(losses.distillation_loss(student, teacher, mask, kind, temperature=t, convention=c))
+           for c in losses.CONVENTIONS}
+    assert got["hinton"] == pytest.approx(t**2 * at_t, rel=1e-5)
+    assert got["trl-gkd"] == pytest.approx(at_1, rel=1e-5)
+    assert got["trl-distillation"] == pytest.approx(at_t, rel=1e-5)
+    assert len({round(v, 6) for v in got.values()}) == 3  # three different losses at T != 1 ...
+    same = {c: float(losses.distillation_loss(student, teacher, mask, kind, convention=c)) for c in losses.CONVENTIONS}
+    assert max(same.values()) - min(same.values()) < 1e-6  # ... and one at T = 1
+    with pytest.raises(ValueError, match="convention"):
+        losses.distillation_loss(student, teacher, mask, kind, temperature=t, convention="T^2")
+
+
+def test_trl_at_a_temperature_is_the_no_t_squared_convention():
+    trl = pytest.importorskip("trl.experimental.gkd", reason="trl is in the dev extra; CI installs it")
+    student, teacher, mask = _batch(9)
+    labels = torch.where(mask, torch.zeros_like(mask, dtype=torch.long), torch.full_like(mask, -100, dtype=torch.long))
+    theirs = trl.GKDTrainer.generalized_jsd_loss(student, teacher, labels=labels, beta=0.5, temperature=2.0)
+    ours = losses.distillation_loss(student, teacher, mask, "jsd", temperature=2.0, beta=0.5,
+                                    convention="trl-distillation")
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_mix_is_lambda_kd_plus_one_minus_lambda_ce():
+    kd, ce = torch.tensor(2.0), torch.tensor(5.0)
+    assert float(losses.mix(kd, ce, 0.25)) == pytest.approx(0.75 * 2 + 0.25 * 5)
+    assert float(losses.mix(kd, None, 0.0)) == 2.0
