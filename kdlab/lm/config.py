@@ -16,7 +16,7 @@ from pathlib import Path
 from kdlab.environment import json_object
 from kdlab.errors import KDLabError
 
-CORPORA = ("sst2", "wikitext", "synthetic")
+CORPORA = ("wordnet", "sst2", "wikitext", "synthetic")
 # What each regime trains on and with which loss (kdlab.lm.trainer):
 REGIMES = {
     "ce": "CE on the text alone (no teacher)",
@@ -47,7 +47,7 @@ class LMConfig:
     student_layers: int = 6  # the student: this many of the teacher's blocks, copied
     layer_map: list[int] | None = None  # teacher block per student block; None = alternate (i * L_t / L_s)
     # --- text -----------------------------------------------------------------------------------------------
-    corpus: str = "wikitext"  # "sst2" (SST-2's sentences as text), "wikitext" (WikiText-103, Hub), "synthetic"
+    corpus: str = "wikitext"  # "wordnet" (glosses, offline), "sst2", "wikitext" (WikiText-103, Hub), "synthetic"
     data: str = "hub"  # for corpus="sst2": "hub" or a folder with train.tsv/dev.tsv (KDLAB_DATA_DIR)
     tokenizer: str = "teacher"  # "teacher" (the teacher's own) or "train" (a byte-level BPE trained on the corpus)
     vocab_size: int = 4096  # with tokenizer="train"
@@ -78,6 +78,7 @@ class LMConfig:
     seqkd_texts: int | None = None  # teacher generations for sequence-level KD (None = student_steps × batch)
     seqkd_decoding: str = "greedy"  # "greedy" (Kim & Rush's mode approximation) or "sample" (TRL GKD's seq_kd)
     # --- run ------------------------------------------------------------------------------------------------
+    chunk_tokens: int | None = 128  # the losses take this many real positions at a time (None: all at once)
     fp16: bool = True  # autocast FP16 on CUDA (softmaxes of the losses stay fp32); ignored on a CPU
     logging_steps: int = 25
     runs_dir: str = "runs"  # artifacts in <runs_dir>/<profile>/lm/
@@ -129,7 +130,7 @@ class LMConfig:
             raise KDLabError(f"onpolicy_loss={self.onpolicy_loss!r}: use 'reverse', 'forward' or 'jsd'.")
         if not 0 <= self.ce_weight <= 1:
             raise KDLabError(f"ce_weight={self.ce_weight} must lie in [0, 1]: the loss is (1 − w)·KD + w·CE.")
-        for name in ("train_texts", "eval_texts", "seqkd_texts"):
+        for name in ("train_texts", "eval_texts", "seqkd_texts", "chunk_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise KDLabError(f"{name}={value}: use None for all, or at least 1.")

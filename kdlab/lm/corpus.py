@@ -25,8 +25,14 @@ CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor 
 
 def load_texts(cfg: LMConfig) -> dict[str, list[str]]:
     """``{"train": [...], "validation": [...]}`` non-empty texts of the corpus (validation = the held-out text:
-    SST-2's dev sentences, WikiText-103's test split, or unseen synthetic sentences)."""
-    if cfg.corpus == "synthetic":
+    WordNet's held-out lemmas (``kdlab.lm.wordnet``), SST-2's dev sentences, WikiText-103's test split, or unseen
+    synthetic sentences)."""
+    if cfg.corpus == "wordnet":
+        from kdlab.lm import wordnet
+
+        parts = wordnet.split(wordnet.entries())
+        texts = {split: [e.text for e in values] for split, values in parts.items()}
+    elif cfg.corpus == "synthetic":
         from kdlab.data.synthetic import synthetic_sst2
 
         data = synthetic_sst2(n_train=1024, n_eval=128, seed=0)

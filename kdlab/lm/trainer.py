@@ -92,20 +92,20 @@ class LMDistillationTrainer(Trainer):
         mask = targets != -100
         cfg, terms = self.cfg, {}
         if self.regime in ("ce", "seqkd"):
-            loss = terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch)
+            loss = terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch, cfg.chunk_tokens)
         else:
             if self.regime == "kd-cached":
                 top_ids, top_lp = self.cache.batch(index.cpu(), logits.shape[1])
                 kd = losses.sparse_forward_kl(logits, top_ids.to(logits.device), top_lp.to(logits.device), mask,
-                                              num_items_in_batch)
+                                              num_items_in_batch, cfg.chunk_tokens)
             else:
                 kind = DIVERGENCES[self.regime] if self.regime in DIVERGENCES else cfg.onpolicy_loss
                 kd = losses.distillation_loss(logits, self._teacher_logits(inputs), mask, kind, cfg.temperature,
                                               cfg.jsd_beta, cfg.skew_alpha, num_items_in_batch,
-                                              convention=cfg.temperature_convention)
+                                              convention=cfg.temperature_convention, chunk_tokens=cfg.chunk_tokens)
             terms["kd"] = kd
             if cfg.ce_weight and not generated:  # never CE on the student's own samples
-                terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch)
+                terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch, cfg.chunk_tokens)
                 loss = losses.mix(kd, terms["ce"], cfg.ce_weight)
             else:
                 loss = kd if not cfg.ce_weight else (1 - cfg.ce_weight) * kd

@@ -173,3 +173,44 @@ def test_mix_is_lambda_kd_plus_one_minus_lambda_ce():
     kd, ce = torch.tensor(2.0), torch.tensor(5.0)
     assert float(losses.mix(kd, ce, 0.25)) == pytest.approx(0.75 * 2 + 0.25 * 5)
     assert float(losses.mix(kd, None, 0.0)) == 2.0
+
+
+@pytest.mark.parametrize("kind", losses.KINDS)
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_losses_equal_the_whole_loss_in_value_and_gradient(kind, chunk):
+    """Real positions only, ``chunk`` at a time (a chunk size that divides nothing, one, and more than all): the
+    value and the gradient of the student's logits are those of the loss computed whole."""
+    student, teacher, mask = _batch(10, b=3, s=6, v=9)
+    mask[2, 1:] = False
+    whole = student.clone().requires_grad_(True)
+    ref = losses.distillation_loss(whole, teacher, mask, kind, temperature=2.0, beta=0.3, num_items=20)
+    ref.backward()
+    part = student.clone().requires_grad_(True)
+    got = losses.distillation_loss(part, teacher, mask, kind, temperature=2.0, beta=0.3, num_items=20,
+                                   chunk_tokens=chunk)
+    (got * 3).backward()  # an upstream factor reaches the chunked gradient too
+    assert float(got) == pytest.approx(float(ref), rel=1e-6)
+    assert torch.allclose(part.grad, 3 * whole.grad, atol=1e-7)
+    assert (part.grad[~mask] == 0).all()  # padding positions are never computed
+
+
+@pytest.mark.parametrize("chunk", [2, 5])
+def test_chunked_cross_entropy_and_cached_loss_equal_the_whole_ones(chunk):
+    student, teacher, mask = _batch(11, v=11)
+    targets = torch.randint(0, 11, mask.shape, generator=torch.Generator().manual_seed(1))
+    top_lp, top_ids = torch.log_softmax(teacher, -1).topk(4, -1)
+    for fn, args in ((losses.cross_entropy, (targets, mask)), (losses.sparse_forward_kl, (top_ids, top_lp, mask))):
+        a, b = student.clone().requires_grad_(True), student.clone().requires_grad_(True)
+        ref = fn(a, *args)
+        ref.backward()
+        got = fn(b, *args, chunk_tokens=chunk)
+        got.backward()
+        assert float(got) == pytest.approx(float(ref), rel=1e-6) and torch.allclose(a.grad, b.grad, atol=1e-7)
+
+
+def test_a_chunked_loss_with_no_target_is_zero_with_a_gradient():
+    student, teacher, mask = _batch(12)
+    student.requires_grad_(True)
+    loss = losses.distillation_loss(student, teacher, torch.zeros_like(mask), "jsd", chunk_tokens=4)
+    loss.backward()
+    assert float(loss) == 0.0 and torch.isfinite(student.grad).all()
