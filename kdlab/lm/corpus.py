@@ -132,12 +132,36 @@ def examples(texts: list[str], tokenizer, cfg: LMConfig, limit: int | None = Non
     """A ``datasets.Dataset`` of ``input_ids`` (and ``index``: the row, to find its cached teacher distribution)."""
     from datasets import Dataset
 
+    if cfg.corpus == "wordnet":  # prompt → response: the loss and the perplexity on the response only
+        rows, lengths = prompt_response(texts, tokenizer, cfg.context)
+        rows, lengths = (rows[:limit], lengths[:limit]) if limit is not None else (rows, lengths)
+        if not rows:
+            raise KDLabError(f"no WordNet entry fits context={cfg.context} with a response: raise context.")
+        return Dataset.from_dict({"input_ids": rows, "prompt_length": lengths, "index": list(range(len(rows)))})
     rows = encode(texts, tokenizer, cfg.context, example_mode(cfg))
     rows = rows[:limit] if limit is not None else rows
     if not rows:
         raise KDLabError(f"no example of at least 2 tokens: the texts are empty or context={cfg.context} is too "
                          "short for one block.")
     return Dataset.from_dict({"input_ids": rows, "index": list(range(len(rows)))})
+
+
+def prompt_response(texts: list[str], tokenizer, context: int) -> tuple[list[list[int]], list[int]]:
+    """``<eos> prompt response <eos>`` ids of ``"<prompt>: <response>"`` texts (cut at the first ": ") and the
+    prompt's length in tokens (``<eos>`` and the prompt with its colon): the positions that are never targets."""
+    eos = tokenizer.eos_token_id
+    rows, lengths = [], []
+    for text in texts:
+        head, sep, _ = text.partition(": ")
+        if not sep:
+            continue
+        ids = [eos, *tokenizer(text, add_special_tokens=False)["input_ids"]][: context - 1] + [eos]
+        prompt = [eos, *tokenizer(head + ":", add_special_tokens=False)["input_ids"]]
+        if ids[: len(prompt)] != prompt or len(ids) <= len(prompt):
+            continue  # the prompt does not tokenize as a prefix of the text (or no response fits): left out
+        rows.append(ids)
+        lengths.append(len(prompt))
+    return rows, lengths
 
 
 class Collator:
@@ -166,6 +190,8 @@ class Collator:
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if "index" in features[0]:
             batch["index"] = torch.as_tensor([f["index"] for f in features])
+        if "prompt_length" in features[0]:
+            batch["prompt_length"] = torch.as_tensor([f["prompt_length"] for f in features])
         return batch
 
 

@@ -29,8 +29,11 @@ from kdlab.errors import KDLabError
 from kdlab.lm import losses
 
 
-def ngram_perplexities(train_ids: list[list[int]], heldout_ids: list[list[int]], vocab_size: int) -> dict:
-    """``{"unigram": ppl, "bigram": ppl, "tokens": N}`` on the held-out targets (module docstring)."""
+def ngram_perplexities(train_ids: list[list[int]], heldout_ids: list[list[int]], vocab_size: int,
+                       heldout_starts: list[int] | None = None) -> dict:
+    """``{"unigram": ppl, "bigram": ppl, "tokens": N}`` on the held-out targets (module docstring);
+    ``heldout_starts``: per held-out row, the first position that is a target (a prompt's length: the models'
+    perplexity then counts only the response, and so do these)."""
     unigram, bigram, followers, context = Counter(), Counter(), {}, Counter()
     for row in train_ids:
         for a, b in zip(row[:-1], row[1:]):
@@ -43,8 +46,9 @@ def ngram_perplexities(train_ids: list[list[int]], heldout_ids: list[list[int]],
         raise KDLabError("ngram_perplexities needs training examples of at least 2 tokens.")
     nll_1 = nll_2 = 0.0
     n = 0
-    for row in heldout_ids:
-        for a, b in zip(row[:-1], row[1:]):
+    for r, row in enumerate(heldout_ids):
+        start = max(1, heldout_starts[r]) if heldout_starts is not None else 1
+        for a, b in zip(row[start - 1:-1], row[start:]):
             p1 = (unigram[b] + 1) / (total + vocab_size)
             seen = len(followers.get(a, ()))
             p2 = (bigram[(a, b)] + seen * p1) / (context[a] + seen) if seen else p1

@@ -86,6 +86,7 @@ class LMDistillationTrainer(Trainer):
         inputs = dict(inputs)
         generated = bool(inputs.pop("kdlab_generated", False))
         index = inputs.pop("index", None)
+        inputs.pop("prompt_length", None)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         logits = outputs.logits[:, :-1, : self.rows]
         targets = inputs["labels"][:, 1:]
@@ -130,13 +131,16 @@ class LMDistillationTrainer(Trainer):
         return batches, torch.tensor(count, device=device)
 
     def _student_batch(self, model, inputs) -> dict:
-        """The batch's prompts (its first ``prompt_tokens``) continued by the student itself; targets = the new
-        tokens only (the prompt is the data's, not the student's)."""
+        """The batch's prompts (each row's ``prompt_length`` when the data are prompt → response pairs, else its
+        first ``prompt_tokens``) continued by the student itself; targets = the new tokens only (the prompt is the
+        data's, not the student's)."""
         from kdlab.lm.generation import sample
 
         cfg = self.cfg
         lengths = inputs["attention_mask"].sum(1).tolist()
-        prompts = [inputs["input_ids"][row, : min(cfg.prompt_tokens, n - 1)].tolist()
+        given = inputs.get("prompt_length")
+        prompts = [inputs["input_ids"][row, : min(int(given[row]) if given is not None else cfg.prompt_tokens,
+                                                   n - 1)].tolist()
                    for row, n in enumerate(lengths)]
         sequences = sample(model, prompts, cfg.max_new_tokens, self.eos_id, self.pad_id,
                            seed=cfg.seed * 100_003 + self.state.global_step * 7 + self.onpolicy_batches,

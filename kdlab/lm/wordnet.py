@@ -7,8 +7,11 @@ senses) gives the same prompt several real responses: a next-token distribution 
 KL (mean-seeking) and reverse KL (mode-seeking) should differ, and where a sample can be checked against the known
 senses (``kdlab.lm.evaluation.sense_scores``).
 
-``entries(polysemous_only=True, single_words=True)``: the lab keeps single-word lemmas with at least two senses of
-one part of speech (the text a 2-core teacher can learn in minutes; every prompt then has several answers).
+``entries(polysemous_only=True, single_words=True, familiar_only=True)``: the lab keeps single-word lemmas with at
+least two *familiar* senses of one part of speech — the senses tagged in the SemCor corpus (``index.<pos>``'s
+``tagsense_cnt``: the first senses of a lemma, by frequency): 5,497 lemma+pos entries with 16,747 senses, ~0.3M
+tokens, the text a 2-core teacher can learn in minutes, every prompt with several real answers (``bank (n)``: the
+river bank, the financial institution, the building, ...).
 Split: each (lemma, pos) entry goes whole to train or held out (hash of the lemma and pos: stable across
 machines), so held-out prompts are lemmas the models never saw defined.
 """
@@ -82,9 +85,34 @@ def all_entries(folder: Path | None = None) -> list[Entry]:
     return out
 
 
-def entries(polysemous_only: bool = True, single_words: bool = True, folder: Path | None = None) -> list[Entry]:
+def familiar_senses(folder: Path | None = None) -> set[str]:
+    """Synset ids (``"<offset>-<pos>"``) of every lemma's SemCor-tagged senses, with the lemma: ``{(lemma, pos,
+    synset)}`` read from ``index.<pos>`` (its first ``tagsense_cnt`` offsets)."""
+    folder = folder or wordnet_dir()
+    out = set()
+    for name, pos in POS.items():
+        path = folder / f"index.{name}"
+        if not path.is_file():
+            raise KDLabError(MISSING.format(where=str(folder)).replace("data files (data.noun", "index files (index.noun"))
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("  ") or not line.strip():
+                continue
+            f = line.split()
+            pointers = int(f[3])
+            tagged = int(f[5 + pointers])
+            offsets = f[6 + pointers:]
+            lemma = f[0].replace("_", " ").lower()
+            out.update((lemma, pos, f"{o}-{pos}") for o in offsets[:tagged])
+    return out
+
+
+def entries(polysemous_only: bool = True, single_words: bool = True, familiar_only: bool = True,
+            folder: Path | None = None) -> list[Entry]:
     """The lab's entries (module docstring), deduplicated, in file order."""
     found = all_entries(folder)
+    if familiar_only:
+        familiar = familiar_senses(folder)
+        found = [e for e in found if (e.lemma, e.pos, e.synset) in familiar]
     if single_words:
         found = [e for e in found if " " not in e.lemma and "-" not in e.lemma]
     seen, unique = set(), []
@@ -100,13 +128,13 @@ def entries(polysemous_only: bool = True, single_words: bool = True, folder: Pat
     return unique
 
 
-def held_out(entry: Entry, share: float = 0.03) -> bool:
+def held_out(entry: Entry, share: float = 0.05) -> bool:
     """Whether the entry's (lemma, pos) belongs to the held-out split (a stable hash, ``share`` of the entries)."""
     digest = hashlib.sha256(f"{entry.lemma}|{entry.pos}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
-def split(found: list[Entry], share: float = 0.03) -> dict[str, list[Entry]]:
+def split(found: list[Entry], share: float = 0.05) -> dict[str, list[Entry]]:
     """``{"train": [...], "validation": [...]}``, each (lemma, pos) whole on one side, order kept."""
     return {"train": [e for e in found if not held_out(e, share)],
             "validation": [e for e in found if held_out(e, share)]}

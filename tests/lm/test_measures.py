@@ -57,17 +57,44 @@ def test_wordnet_entries_prompts_and_a_clear_error_when_missing(tmp_path, monkey
         'deposits; "he cashed a check at the bank"\n'
         "00000002 17 n 01 bank 0 000 | sloping land (especially the slope beside a body of water)\n"
         "00000003 17 n 01 river 0 000 | a large natural stream of water\n")
+    (tmp_path / "index.noun").write_text("  1 licence\nbank n 2 1 @ 2 2 00000001 00000002\n"
+                                         "river n 1 1 @ 1 1 00000003\ndepository_financial_institution n 1 1 @ 1 0 "
+                                         "00000001\n")
     for pos in ("verb", "adj", "adv"):
         (tmp_path / f"data.{pos}").write_text("")
+        (tmp_path / f"index.{pos}").write_text("")
     monkeypatch.setenv("KDLAB_WORDNET_DIR", str(tmp_path))
     assert wordnet.wordnet_dir() == tmp_path
     found = wordnet.entries()
     assert [e.text for e in found] == ["bank (n): a financial institution that accepts deposits",
                                        "bank (n): sloping land (especially the slope beside a body of water)"]
-    assert len(wordnet.entries(polysemous_only=False, single_words=False)) == 4  # river + the two-word lemma
+    assert len(wordnet.entries(polysemous_only=False, single_words=False)) == 3  # + river; the untagged sense: no
+    assert len(wordnet.entries(polysemous_only=False, single_words=False, familiar_only=False)) == 4
     assert wordnet.senses_by_prompt(found)["bank (n):"][1].startswith("sloping land")
     parts = wordnet.split(found)
     assert sum(len(v) for v in parts.values()) == 2 and any(len(v) == 2 for v in parts.values())  # a lemma stays whole
     monkeypatch.setenv("KDLAB_WORDNET_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(KDLabError, match="apt-get install wordnet-base"):
         wordnet.wordnet_dir()
+
+
+def test_prompt_response_examples_train_and_score_the_response_only(lm_ctx):
+    from kdlab.lm import corpus
+
+    tok = lm_ctx.tokenizer
+    rows, lengths = corpus.prompt_response(["good (adj): having desirable qualities", "no colon here"], tok, 64)
+    assert len(rows) == 1  # a text without "prompt: response" is left out
+    prompt = [tok.eos_token_id, *tok("good (adj):", add_special_tokens=False)["input_ids"]]
+    assert rows[0][: lengths[0]] == prompt and rows[0][-1] == tok.eos_token_id
+    batch = lm_ctx.collator([{"input_ids": rows[0], "prompt_length": lengths[0], "index": 0}])
+    assert (batch["labels"][0, : lengths[0]] == -100).all() and (batch["labels"][0, lengths[0]:] >= 0).all()
+    assert int(batch["prompt_length"][0]) == lengths[0]
+
+
+def test_ngram_baselines_count_only_the_targets_the_model_is_scored_on():
+    train = [[0, 1, 2, 0], [0, 1, 1, 0]]
+    whole = measures.ngram_perplexities(train, [[0, 1, 0]], 4)
+    response = measures.ngram_perplexities(train, [[0, 1, 0]], 4, heldout_starts=[2])
+    assert whole["tokens"] == 2 and response["tokens"] == 1
+    p1 = (2 + 1) / (6 + 4)
+    assert response["bigram"] == pytest.approx(1 / ((1 + 3 * p1) / (3 + 3)))
