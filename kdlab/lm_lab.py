@@ -80,7 +80,7 @@ def prepare(cfg: LMConfig, train_teacher: bool = True) -> Context:
     collator = corpus.Collator(tokenizer.pad_token_id)
     train = corpus.examples(texts["train"], tokenizer, cfg, cfg.train_texts)
     heldout = corpus.examples(texts["validation"], tokenizer, cfg, cfg.eval_texts)
-    if cfg.student_layers > models.depth(teacher):
+    if cfg.student_init == "cut" and cfg.student_layers > models.depth(teacher):
         raise KDLabError(f"student_layers={cfg.student_layers} is deeper than the teacher's {models.depth(teacher)} "
                          "blocks: choose fewer.")
     return Context(cfg, tokenizer, teacher.to(device).eval(), train, heldout, collator, rows, device, record)
@@ -176,8 +176,9 @@ def teacher_cache(ctx: Context, k: int | None = None):
 
 
 def train_student(ctx: Context, regime: str, seed: int | None = None, retrain: bool = False) -> dict:
-    """Cut a student from the teacher and train it with ``regime`` (or reuse the saved one); returns its record
-    with held-out metrics. Every regime: the same start (the cut), steps, batch size, schedule and seed."""
+    """Make a student (``new_student``: cut from the teacher or from nothing) and train it with ``regime`` (or
+    reuse the saved one); returns its record with held-out metrics. Every regime: the same start, steps, batch
+    size, schedule and seed."""
     from transformers import AutoModelForCausalLM
 
     from kdlab.lm.trainer import train
@@ -200,7 +201,7 @@ def train_student(ctx: Context, regime: str, seed: int | None = None, retrain: b
         record["reused"] = True
         record["model"] = model
         return record
-    student = models.cut_student(ctx.teacher, cfg.student_layers, cfg.layer_map)
+    student = new_student(ctx, seed)
     models.check_pair(ctx.teacher, student, ctx.tokenizer)
     data = seqkd_data(ctx, seed) if regime == "seqkd" else ctx.train
     cache = teacher_cache(ctx) if regime == "kd-cached" else None
@@ -216,6 +217,22 @@ def train_student(ctx: Context, regime: str, seed: int | None = None, retrain: b
     record["reused"] = False
     record["model"] = student
     return record
+
+
+def new_student(ctx: Context, seed: int):
+    """The untrained student of ``cfg.student_init``: cut from the teacher (its embeddings, head and alternate
+    blocks) or randomly initialised (``student_layers`` × ``student_width``, seeded)."""
+    cfg = ctx.cfg
+    if cfg.student_init == "random":
+        return models.random_student(ctx.teacher, cfg.student_layers, cfg.student_width, cfg.student_heads, seed)
+    return models.cut_student(ctx.teacher, cfg.student_layers, cfg.layer_map)
+
+
+def step0_metrics(ctx: Context, seed: int | None = None) -> dict:
+    """The metrics of the student before any training (the step-0 row every table needs: how far training moved
+    it, and how close to the teacher a cut student already starts)."""
+    seed = ctx.cfg.seed if seed is None else seed
+    return student_metrics(ctx, new_student(ctx, seed).to(ctx.device).eval(), seed)
 
 
 def student_metrics(ctx: Context, model, seed: int) -> dict:

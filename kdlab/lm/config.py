@@ -44,7 +44,10 @@ class LMConfig:
     teacher_epochs: float = 1.0  # with teacher="train": passes over the corpus's training text
     teacher_learning_rate: float = 1e-3
     teacher_seed: int = 0  # with teacher="train": one teacher for every student seed
-    student_layers: int = 6  # the student: this many of the teacher's blocks, copied
+    student_layers: int = 6  # the student: this many blocks (cut: of the teacher's, copied)
+    student_init: str = "cut"  # "cut" (the teacher's blocks, as DistilGPT2) or "random" (from nothing)
+    student_width: int = 128  # with student_init="random": its width and heads
+    student_heads: int = 4
     layer_map: list[int] | None = None  # teacher block per student block; None = alternate (i * L_t / L_s)
     # --- text -----------------------------------------------------------------------------------------------
     corpus: str = "wikitext"  # "wordnet" (glosses, offline), "sst2", "wikitext" (WikiText-103, Hub), "synthetic"
@@ -122,6 +125,11 @@ class LMConfig:
         if self.temperature_convention not in CONVENTIONS:
             raise KDLabError(f"temperature_convention={self.temperature_convention!r}: use one of "
                              f"{', '.join(CONVENTIONS)}.")
+        if self.student_init not in ("cut", "random"):
+            raise KDLabError(f"student_init={self.student_init!r}: use 'cut' or 'random'.")
+        if self.student_width % self.student_heads:
+            raise KDLabError(f"student_width={self.student_width} is not a multiple of student_heads="
+                             f"{self.student_heads}.")
         if self.seqkd_decoding not in ("greedy", "sample"):
             raise KDLabError(f"seqkd_decoding={self.seqkd_decoding!r}: use 'greedy' or 'sample'.")
         if self.temperature <= 0 or self.learning_rate <= 0 or self.teacher_learning_rate <= 0:

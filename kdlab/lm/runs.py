@@ -27,7 +27,7 @@ CODE_VERSION = "lm-2026-12-06"
 TEACHER_FIELDS = ("teacher", "teacher_layers", "teacher_width", "teacher_heads", "teacher_epochs",
                   "teacher_learning_rate", "teacher_seed", "corpus", "data", "tokenizer", "vocab_size", "context",
                   "batch_size")
-STUDENT_FIELDS = ("student_layers", "layer_map", "student_steps", "batch_size", "gradient_accumulation_steps",
+STUDENT_FIELDS = ("student_init", "student_width", "student_heads", "student_layers", "layer_map", "student_steps", "batch_size", "gradient_accumulation_steps",
                   "learning_rate", "warmup_steps", "train_texts", "ce_weight")
 _T = ("temperature", "temperature_convention")
 REGIME_FIELDS = {

@@ -4,7 +4,9 @@ TRL's trainers take chat data; a training sentence becomes two "messages": its f
 (decoded) as the prompt and the rest as the completion, with the one-line chat template of ``kdlab.lm.corpus``
 (plain concatenation), so TRL sees the same text. What still differs from kdlab's ``onpolicy`` regime, by TRL's
 design: its loss covers only the completion tokens (kdlab's off-policy batches score every position of the text);
-it samples with ``temperature`` and ``top_k=0`` from ``generation_config``; batches are not grouped by length. The
+it samples with ``temperature`` and ``top_k=0`` from ``generation_config``; batches are not grouped by length. Like
+kdlab's, it replaces a batch by the student's own continuations with probability λ (GKD's ``lmbda``), not every
+batch. The
 student, teacher, steps, batch size, learning rate, schedule, β and λ are the same. ``benchmarks/lm.py`` trains both
 and records the comparison in BENCHMARKS.md.
 """
