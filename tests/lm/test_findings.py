@@ -128,3 +128,11 @@ def test_sequence_level_kd_trains_on_the_teachers_greedy_continuations_only(lm_c
         assert torch.equal(batch["labels"][i, p:n], batch["input_ids"][i, p:n])
     sampled = lm_lab.seqkd_data(dataclasses.replace(ctx, cfg=dataclasses.replace(cfg, seqkd_decoding="sample")), 3)
     assert len(sampled) == 6 and sampled["input_ids"] != data["input_ids"][:6]  # TRL's seq_kd: sampled at T = 1
+
+
+def test_settings_saved_with_the_old_name_beta_still_load():
+    from kdlab.lm.config import load_lm_config
+
+    assert load_lm_config("smoke", beta=0.3).jsd_beta == 0.3
+    with pytest.raises(KDLabError, match="temperature_convention"):
+        load_lm_config("smoke", temperature_convention="T^2")
