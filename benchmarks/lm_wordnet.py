@@ -223,6 +223,54 @@ def tables(result: dict) -> str:
     return "\n".join(lines)
 
 
+PAIRS = [("kd-forward", "ce"), ("kd-reverse", "kd-forward"), ("onpolicy-0.5", "kd-reverse"),
+         ("onpolicy-1.0", "kd-reverse")]
+
+
+def heldout_counts(result: dict) -> list[int]:
+    """The held-out entries' target counts (definition tokens), rebuilt from the saved teacher's tokenizer."""
+    from transformers import AutoTokenizer
+
+    args = result["args"]
+    tokenizer = AutoTokenizer.from_pretrained(str(Path(args["root"]) / "lm_wordnet" / "teacher"))
+    parts = wordnet.split(wordnet.entries())
+    validation = parts["validation"][:60] if args.get("smoke") else parts["validation"]
+    rows, lengths = corpus.prompt_response([e.text for e in validation], tokenizer, args["context"])
+    return [len(r) - 1 - (p - 1) for r, p in zip(rows, lengths)]
+
+
+def pair_table(result: dict) -> str:
+    """Paired comparisons over the seeds both regimes have, per student: Δ held-out NLL per token (nats; bootstrap
+    over seeds and held-out entries, 95%), and seed-paired differences of ROUGE-L and of the exposure curve's
+    late − early teacher NLL."""
+    runs = result["runs"]
+    counts = heldout_counts(result)
+    lines = ["| student | a | b | seeds | Δ NLL/token a − b [95%] | a wins | Δ ROUGE-L (mean, per seed) | "
+             "Δ exposure slope (late − early) |", "|---|---|---|---|---|---|---|---|"]
+    students = dict.fromkeys(r["student"] for r in runs.values())
+    for student in students:
+        for a, b in PAIRS:
+            seeds = sorted({r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == a}
+                           & {r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == b})
+            if not seeds:
+                continue
+            ra = [runs[f"{student}|{a}|{s}"] for s in seeds]
+            rb = [runs[f"{student}|{b}|{s}"] for s in seeds]
+            boot = evaluation.paired_nll_bootstrap([r["nll_sums"] for r in ra], [r["nll_sums"] for r in rb], counts)
+            d_rouge = [x["rouge_l"] - y["rouge_l"] for x, y in zip(ra, rb)]
+
+            def slope(r):
+                late = [v for v in r["exposure"][8:16] if v == v]
+                return (statistics.fmean(late) if late else float("nan")) - statistics.fmean(r["exposure"][:4])
+
+            d_slope = [slope(x) - slope(y) for x, y in zip(ra, rb)]
+            lines.append(f"| {student} | {a} | {b} | {len(seeds)} | {boot['mean_diff_nll']:+.3f} "
+                         f"[{boot['boot_low']:+.3f}, {boot['boot_high']:+.3f}] | {boot['wins']}/{len(seeds)} | "
+                         f"{statistics.fmean(d_rouge):+.3f} ({', '.join(f'{d:+.3f}' for d in d_rouge)}) | "
+                         f"{statistics.fmean(d_slope):+.3f} ({', '.join(f'{d:+.2f}' for d in d_slope)}) |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=str(ROOT / "runs"))
@@ -249,7 +297,10 @@ def main(argv=None) -> dict:
     p.add_argument("--tables", default=None, help="print the markdown tables of a saved --json and stop")
     args = p.parse_args(argv)
     if args.tables:
-        print(tables(json.loads(Path(args.tables).read_text())))
+        saved = json.loads(Path(args.tables).read_text())
+        print(tables(saved))
+        print()
+        print(pair_table(saved))
         return {}
     if args.smoke:
         args.seeds, args.steps, args.teacher_steps, args.student_entries = 1, 4, 20, 60
@@ -257,6 +308,8 @@ def main(argv=None) -> dict:
         args.teacher_layers, args.teacher_width, args.context = 2, 32, 40
     result = run(args)
     print(tables(result))
+    if args.json:
+        print(pair_table(json.loads(Path(args.json).read_text())))
     return result
 
 
