@@ -171,7 +171,7 @@ def training_arguments(cfg: LMConfig, output_dir: str | Path, *, learning_rate: 
     """The regimes' shared ``TrainingArguments`` (cosine schedule, length-grouped batches, no checkpoints);
     ``extra``: any other ``TrainingArguments`` field (e.g. ``optim="sgd"``)."""
     cuda = torch.cuda.is_available()
-    return TrainingArguments(
+    fields = dict(
         output_dir=str(output_dir), learning_rate=learning_rate, max_steps=max_steps, num_train_epochs=epochs,
         warmup_steps=warmup_steps, lr_scheduler_type="cosine", weight_decay=0.0,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
@@ -179,8 +179,8 @@ def training_arguments(cfg: LMConfig, output_dir: str | Path, *, learning_rate: 
         eval_strategy="no", save_strategy="no", logging_strategy="steps", logging_steps=cfg.logging_steps,
         logging_first_step=True, train_sampling_strategy="group_by_length", remove_unused_columns=False,
         report_to="none", seed=cfg.seed if seed is None else seed, dataloader_num_workers=0, disable_tqdm=False,
-        **extra,
     )
+    return TrainingArguments(**{**fields, **extra})  # extra may replace a default (e.g. the sampling strategy)
 
 
 def train(model, cfg: LMConfig, regime: str, dataset, collator, rows: int, output_dir: str | Path, *,
