@@ -5,8 +5,9 @@ precision of sampled ones, the exposure-bias curve.
 
 - Text: ``kdlab.lm.wordnet.entries()`` (familiar senses of polysemous single-word lemmas), 5% of the lemmas held
   out whole; a byte-level BPE trained on the training text.
-- Teacher: GPT-2-shaped, trained once here with CE on every training entry (``--teacher-*``) and saved under
-  ``--root``; reused when its settings match.
+- Teacher: GPT-2-shaped, trained once here with CE on every training entry (``--teacher-*``), random batches (the
+  lab's length-grouped batches learn far slower on these entries: BENCHMARKS-lm.md), saved under ``--root``;
+  reused when its settings match. The numbers in BENCHMARKS-lm.md of 2026-12-06 used length-grouped batches.
 - Students: see ``--student-entries`` training entries (whole lemmas, the same for every student and seed), train
   ``--steps`` steps each, same batch, schedule and learning rate; the same dropout (0) for CE and KD.
 - Measured per student: held-out perplexity (per-example NLL kept for paired bootstraps), ROUGE-L (greedy response
@@ -62,7 +63,7 @@ def build(args):
     texts = {k: [e.text for e in v] for k, v in parts.items()}
     settings = {"vocab": args.vocab, "context": args.context, "layers": args.teacher_layers,
                 "width": args.teacher_width, "steps": args.teacher_steps, "lr": args.teacher_lr,
-                "entries": len(texts["train"]), "smoke": args.smoke, "code": "lm_wordnet-1"}
+                "entries": len(texts["train"]), "smoke": args.smoke, "code": "lm_wordnet-2", "batches": "random"}
     folder = Path(args.root) / "lm_wordnet" / "teacher"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -78,7 +79,8 @@ def build(args):
         tcfg = dataclasses.replace(cfg, batch_size=64, warmup_steps=max(1, args.teacher_steps // 20))
         teacher, teacher_record = train(teacher, tcfg, "ce", data, corpus.Collator(tokenizer.pad_token_id),
                                         len(tokenizer), folder.parent / ".work", tokenizer=tokenizer,
-                                        learning_rate=args.teacher_lr, max_steps=args.teacher_steps, name="teacher")
+                                        learning_rate=args.teacher_lr, max_steps=args.teacher_steps, name="teacher",
+                                        arguments={"train_sampling_strategy": "random"})
         teacher_record = {"settings": settings, "train_seconds": teacher_record["train_seconds"],
                           "steps": teacher_record["steps"], "examples": len(data)}
         with atomic_dir(folder) as tmp:
