@@ -17,6 +17,10 @@ What runs (the code of 01 -> 04, through kdlab's own functions):
    ``kdlab.measurement.train_step``, and the peak memory of a MiniLM step and of a teacher fine-tuning step at batch 32,
    seq 128 against a 15 GB T4.
 5. Inference: P50/P95/P99 latency, throughput and speedups of 12L/6L/4L at batch 1 and 32, seq 128, fp32 and fp16.
+6. The GPU profile's 02 on this GPU: ``kdlab.course.runtimes.distill_estimate`` for the ``class`` profile (its step
+   kinds timed at SST-2's padded lengths, times its own step counts), beside the T4 estimate the notebooks print.
+   The notebooks' own cells are timed by ``python -m kdlab run --profile class`` (wall seconds per notebook in its
+   results; ``python benchmarks/lab_timing.py runs/class`` keeps them as that profile's reference).
 
 Prints a pass/fail line per check and writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``; with
 ``--output PATH`` the markdown is also appended to that file (e.g. BENCHMARKS.md).
@@ -47,6 +51,7 @@ import torch  # noqa: E402
 
 from kdlab import lab  # noqa: E402
 from kdlab.config import load_config  # noqa: E402
+from kdlab.course.runtimes import describe_distill_estimate, distill_estimate, t4_estimate  # noqa: E402
 from kdlab.data.loading import load_sst2  # noqa: E402
 from kdlab.data.synthetic import synthetic_sst2
 from kdlab.distillation.training import distill, finetune_teacher  # noqa: E402
@@ -57,6 +62,7 @@ from kdlab.metrics.classification import evaluate_model  # noqa: E402
 from kdlab.models.student import count_parameters, init_student_from_teacher  # noqa: E402
 
 DEFAULT_SST2 = ROOT.parent / "shared" / "data" / "sst2"
+GPU_DEFAULT = "class"  # the profile students get on a GPU: its 02 is timed here (step 3b)
 T4_BUDGET_MIB = 15 * 1024 - 512  # a T4 shows 15,360 MiB; keep ~0.5 GiB for the CUDA context
 FP16_ACCURACY_TOLERANCE = 0.005  # fp16 may move dev accuracy by at most 0.5 point
 SPEEDUP_FRACTION = 0.9  # a student reaches >= 90% of its layer ratio (12 -> 6: 1.8x)
@@ -231,6 +237,17 @@ def main(argv=None) -> dict:
             gc.collect()
     report["memory"] = memory
 
+    # 3b. the GPU profile's 02, timed here: its own step kinds at SST-2's padded lengths × its own step counts
+    cfg_c = load_config("smoke" if smoke else GPU_DEFAULT, teacher="tiny-random", data="synthetic",
+                        runs_dir=str(work / "runs"))
+    found = distill_estimate(cfg_c, teacher, tokenizer, student_data["train"], steps=2 if smoke else 10)
+    if not smoke:
+        t4 = t4_estimate(cfg_c, cfg_c.max_train_samples, cfg_c.labelled_train_samples)["02-Distill.ipynb"]
+        found["t4_estimate_minutes"] = t4
+    report["class_estimate"] = found
+    print(describe_distill_estimate(found), flush=True)
+    gc.collect()
+
     # 4. inference latency, fp32 and fp16
     models = {"teacher": teacher, f"student-{big}L": students[big], f"student-{small}L": students[small]}
     bench = benchmark_models(models, batch_sizes=(1, 4) if smoke else (1, 32), seq_len=seq,
@@ -334,6 +351,11 @@ def render(report: dict, argv=None) -> str:
         lines += [f"- {name}: {m['allocated_MiB']:,.0f} MiB allocated, {m['reserved_MiB']:,.0f} MiB reserved"
                   for name, m in report["memory"].items()]
         lines += [""]
+    found = report.get("class_estimate")
+    if found:
+        t4 = found.get("t4_estimate_minutes")
+        lines += [f"The `{GPU_DEFAULT}` profile's 02 timed here: " + describe_distill_estimate(found)
+                  + (f" The notebooks' T4 estimate for it: {t4[0]:.0f}–{t4[1]:.0f} min." if t4 else ""), ""]
     bench = pd.DataFrame(report["inference"])
     cols = ["model", "precision", "batch", "p50_ms", "p95_ms", "p99_ms", "samples_per_s", "peak_mem_MB",
             "max_abs_diff", "speedup_vs_teacher", "speedup_same_precision", "status"]

@@ -80,7 +80,7 @@ def prepare(cfg: LMConfig, train_teacher: bool = True) -> Context:
     collator = corpus.Collator(tokenizer.pad_token_id)
     train = corpus.examples(texts["train"], tokenizer, cfg, cfg.train_texts)
     heldout = corpus.examples(texts["validation"], tokenizer, cfg, cfg.eval_texts)
-    if cfg.student_layers > models.depth(teacher):
+    if cfg.student_init == "cut" and cfg.student_layers > models.depth(teacher):
         raise KDLabError(f"student_layers={cfg.student_layers} is deeper than the teacher's {models.depth(teacher)} "
                          "blocks: choose fewer.")
     return Context(cfg, tokenizer, teacher.to(device).eval(), train, heldout, collator, rows, device, record)
@@ -123,27 +123,39 @@ def teacher_summary(ctx: Context):
 
 # --- the regimes ----------------------------------------------------------------------------------------------
 def seqkd_data(ctx: Context, seed: int):
-    """The teacher's continuations of training prompts (sampled at T = 1), as examples: what ``seqkd`` trains
-    on. Saved under ``lm/seqkd/`` and reused for the same settings."""
+    """Sequence-level KD's training data: the teacher's continuations of training prompts, the loss on the
+    continuation only (``prompt_length``). ``seqkd_decoding="greedy"`` (default) is Kim & Rush's (2016) recipe: the
+    teacher's greedy output approximates its mode (they use beam search), one per distinct prompt;
+    ``"sample"`` samples at T = 1, ``cfg.seqkd_texts`` of them (TRL GKD's ``seq_kd``). Saved under ``lm/seqkd/``
+    and reused for the same settings."""
     from datasets import Dataset
 
     cfg = ctx.cfg
     n = cfg.seqkd_texts or cfg.student_steps * cfg.batch_size * cfg.gradient_accumulation_steps
-    settings = {"teacher": runs.teacher_settings(cfg), "n": n, "prompt_tokens": cfg.prompt_tokens,
-                "max_new_tokens": cfg.max_new_tokens, "seed": seed, "train_texts": cfg.train_texts}
+    settings = {"code": runs.CODE_VERSION, "teacher": runs.teacher_settings(cfg), "n": n,
+                "prompt_tokens": cfg.prompt_tokens, "max_new_tokens": cfg.max_new_tokens, "seed": seed,
+                "train_texts": cfg.train_texts, "decoding": cfg.seqkd_decoding}
     path = cfg.run_dir() / "seqkd" / f"{runs.key(settings)}.json"
     if path.is_file():
-        sequences = json.loads(path.read_text())["sequences"]
+        saved = json.loads(path.read_text())
+        sequences, prompt_lengths = saved["sequences"], saved["prompt_lengths"]
     else:
         source = corpus.prompts(ctx.train, cfg.prompt_tokens, len(ctx.train))
-        chosen = [source[i % len(source)] for i in range(n)]
+        greedy = cfg.seqkd_decoding == "greedy"
+        if greedy:  # greedy is deterministic: one generation per distinct prompt
+            chosen = list(dict.fromkeys(map(tuple, source)))[:n]
+        else:
+            chosen = [source[i % len(source)] for i in range(n)]
         start = time.perf_counter()
-        sequences = generation.sample(ctx.teacher, chosen, cfg.max_new_tokens, ctx.tokenizer.eos_token_id,
-                                      ctx.tokenizer.pad_token_id, seed=seed)
+        sequences = generation.sample(ctx.teacher, [list(p) for p in chosen], cfg.max_new_tokens,
+                                      ctx.tokenizer.eos_token_id, ctx.tokenizer.pad_token_id, seed=seed,
+                                      greedy=greedy)
+        prompt_lengths = [len(p) for p in chosen]
         atomic_write_json(path, {"settings": settings, "seconds": time.perf_counter() - start,
-                                 "sequences": sequences})
-    sequences = [s[: cfg.context] for s in sequences if len(s) > 1]
-    return Dataset.from_dict({"input_ids": sequences, "index": list(range(len(sequences)))})
+                                 "sequences": sequences, "prompt_lengths": prompt_lengths})
+    kept = [(s[: cfg.context], p) for s, p in zip(sequences, prompt_lengths) if len(s[: cfg.context]) > p]
+    return Dataset.from_dict({"input_ids": [s for s, _ in kept], "prompt_length": [p for _, p in kept],
+                              "index": list(range(len(kept)))})
 
 
 def teacher_cache(ctx: Context, k: int | None = None):
@@ -164,8 +176,9 @@ def teacher_cache(ctx: Context, k: int | None = None):
 
 
 def train_student(ctx: Context, regime: str, seed: int | None = None, retrain: bool = False) -> dict:
-    """Cut a student from the teacher and train it with ``regime`` (or reuse the saved one); returns its record
-    with held-out metrics. Every regime: the same start (the cut), steps, batch size, schedule and seed."""
+    """Make a student (``new_student``: cut from the teacher or from nothing) and train it with ``regime`` (or
+    reuse the saved one); returns its record with held-out metrics. Every regime: the same start, steps, batch
+    size, schedule and seed."""
     from transformers import AutoModelForCausalLM
 
     from kdlab.lm.trainer import train
@@ -177,11 +190,18 @@ def train_student(ctx: Context, regime: str, seed: int | None = None, retrain: b
     folder = runs.student_dir(cfg, regime, seed)
     settings = runs.student_settings(cfg, regime, seed)
     record = None if retrain else runs.saved(folder, settings)
+    measured_with = runs.metric_settings(cfg, seed)
     if record is not None:
+        model = AutoModelForCausalLM.from_pretrained(str(folder)).to(ctx.device).eval()
+        if json.dumps(record.get("metric_settings"), sort_keys=True) != json.dumps(measured_with, sort_keys=True,
+                                                                                     default=str):
+            # the student is the same but a metric's settings changed: measure again, never return stale numbers
+            record.update(metrics=student_metrics(ctx, model, seed), metric_settings=measured_with)
+            atomic_write_json(folder / "kdlab.json", record)
         record["reused"] = True
-        record["model"] = AutoModelForCausalLM.from_pretrained(str(folder)).to(ctx.device).eval()
+        record["model"] = model
         return record
-    student = models.cut_student(ctx.teacher, cfg.student_layers, cfg.layer_map)
+    student = new_student(ctx, seed)
     models.check_pair(ctx.teacher, student, ctx.tokenizer)
     data = seqkd_data(ctx, seed) if regime == "seqkd" else ctx.train
     cache = teacher_cache(ctx) if regime == "kd-cached" else None
@@ -189,13 +209,30 @@ def train_student(ctx: Context, regime: str, seed: int | None = None, retrain: b
     student, record = train(student, run_cfg, regime, data, ctx.collator, ctx.rows, folder.parent / ".work",
                             teacher=ctx.teacher, cache=cache, tokenizer=ctx.tokenizer, seed=seed,
                             name=f"{regime} seed {seed}")
-    record.update(settings=settings, seed=seed, metrics=student_metrics(ctx, student, seed))
+    record.update(settings=settings, seed=seed, metrics=student_metrics(ctx, student, seed),
+                  metric_settings=measured_with)
     with atomic_dir(folder) as tmp:
         student.save_pretrained(str(tmp))
         atomic_write_json(Path(tmp) / "kdlab.json", record)
     record["reused"] = False
     record["model"] = student
     return record
+
+
+def new_student(ctx: Context, seed: int):
+    """The untrained student of ``cfg.student_init``: cut from the teacher (its embeddings, head and alternate
+    blocks) or randomly initialised (``student_layers`` × ``student_width``, seeded)."""
+    cfg = ctx.cfg
+    if cfg.student_init == "random":
+        return models.random_student(ctx.teacher, cfg.student_layers, cfg.student_width, cfg.student_heads, seed)
+    return models.cut_student(ctx.teacher, cfg.student_layers, cfg.layer_map)
+
+
+def step0_metrics(ctx: Context, seed: int | None = None) -> dict:
+    """The metrics of the student before any training (the step-0 row every table needs: how far training moved
+    it, and how close to the teacher a cut student already starts)."""
+    seed = ctx.cfg.seed if seed is None else seed
+    return student_metrics(ctx, new_student(ctx, seed).to(ctx.device).eval(), seed)
 
 
 def student_metrics(ctx: Context, model, seed: int) -> dict:
@@ -303,7 +340,7 @@ def settings_table(cfg: LMConfig):
         "batch size × accumulation": f"{cfg.batch_size} × {cfg.gradient_accumulation_steps}",
         "learning rate (cosine)": cfg.learning_rate,
         "temperature T": cfg.temperature,
-        "JSD β (0 forward, 1 reverse)": cfg.beta,
+        "JSD β (0 forward, 1 reverse)": cfg.jsd_beta,
         "on-policy share λ": cfg.lmbda,
         "cached top-k": cfg.top_k,
         "prompt tokens + new tokens": f"{cfg.prompt_tokens} + {cfg.max_new_tokens}",

@@ -80,6 +80,11 @@ def _dash_missing(frame):
     return frame
 
 
+def _p(value: float) -> float:
+    """A p-value to two significant digits: 0.00012 stays 0.00012 (rounded to 3 places it would read "0.0")."""
+    return float(f"{value:.2g}")
+
+
 def _row(key: str, label: str, m: dict, teacher: dict | None) -> dict:
     row = {
         "model": label,
@@ -90,9 +95,9 @@ def _row(key: str, label: str, m: dict, teacher: dict | None) -> dict:
         "retention_%": round(100 * m["accuracy"] / teacher["accuracy"], 1) if teacher else None,
     }
     if "mcnemar_vs_ce_p" in m:
-        row["McNemar p vs ce"] = round(m["mcnemar_vs_ce_p"], 3)
+        row["McNemar p vs ce"] = _p(m["mcnemar_vs_ce_p"])
     if "mcnemar_vs_hinton_p" in m:
-        row["McNemar p vs hinton"] = round(m["mcnemar_vs_hinton_p"], 3)
+        row["McNemar p vs hinton"] = _p(m["mcnemar_vs_hinton_p"])
     if "train_seconds" in m:
         row["train_s"] = round(m["train_seconds"], 1)
     return row

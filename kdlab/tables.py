@@ -3,6 +3,8 @@ predictions side by side. Each returns a pandas DataFrame (or a dict and a DataF
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -55,6 +57,8 @@ def settings_table(cfg: KDConfig):
 def _show(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, str) and value.startswith("/"):  # a local folder: its name, not this machine's layout
+        return f".../{Path(value).name}"
     return "None" if value is None else str(value)
 
 

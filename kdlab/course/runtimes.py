@@ -12,7 +12,9 @@ from pathlib import Path
 
 from kdlab.artifacts import read_json
 from kdlab.config import KDConfig, lab_relative
+from kdlab.course.reference import load_lab_timing
 
+SST2_TRAIN_ROWS = 67_349  # GLUE SST-2 train split
 PROFILE_FILE = "profile.json"  # in the runs folder: the profile the last notebook that chose one used
 GPU_PROFILES = ("full", "large2base")  # BERT-base/large on the Hub, FP16: on a CPU they would take hours
 
@@ -50,8 +52,6 @@ def time_estimate(cfg: KDConfig, seconds: float | None = None, teacher_saved: bo
     for ``cfg``'s profile, or None when no reference run of that profile was timed. The range is the reference's
     times × this machine's step-time ratio, ±25% (the notebooks also load data, evaluate and benchmark, which
     scale less simply); ``teacher_saved`` drops 01's teacher fine-tune."""
-    from kdlab.course.reference import load_lab_timing
-
     reference = load_lab_timing().get(cfg.profile)
     if not reference:
         return None
@@ -162,3 +162,56 @@ def describe_distill_estimate(found: dict) -> str:
             f"{found['total_minutes']:.0f} min on this machine ({runs} min; evaluation and saving add a little). "
             "Random batches: the trainer groups sentences by length, so its batches are shorter and this is on the high "
             "side. A student already saved with the same settings is reused, not retrained.")
+
+
+# --- what a notebook says about its own time, per profile -------------------------------------------------------
+# A Colab T4 has never been lent here: these are ESTIMATES (BENCHMARKS.md, "Estimated T4 times"), to be replaced by
+# measured ones. Per optimizer step at SST-2's length-grouped batches (32 × ~14–40 tokens), fp16: the arithmetic is
+# 10–17 ms (0.26 TFLOP at 15–25 TFLOP/s), the floor is launches and Python (29 ms of the H100's 32.8 ms MiniLM step
+# at 32 × 128; 1.5–2× on Colab's slower host CPU) plus AdamW's memory traffic (~8 ms for 67M parameters at 250 GB/s).
+T4_STEP_MS = {"a": (40, 55), "c": (53, 77), "d": (55, 80)}  # CE, Hinton, MiniLM steps, 12L teacher → 6L student
+T4_SAVE_S = (8, 20)  # per saved student: 268 MB of safetensors to Drive (20–50 MB/s) and a dev evaluation per epoch
+T4_FIXED_MIN = {  # what does not scale with training steps (install, Drive, the Hub teacher's 438 MB, evaluations)
+    "01-Setup.ipynb": (2, 4),
+    "02-Distill.ipynb": (1, 2),
+    "03-Inference.ipynb": (2, 3),
+    "04-Benchmark.ipynb": (4, 7),
+}
+
+
+def t4_estimate(cfg: KDConfig, train_rows: int, labelled_rows: int) -> dict[str, tuple[float, float]]:
+    """``{notebook: (low, high) minutes}`` on a Colab T4 for a GPU profile: 02 from its own step counts
+    (``distill_plan``) × ``T4_STEP_MS``, the rest ``T4_FIXED_MIN``. An estimate, never measured on a T4."""
+    plan = distill_plan(cfg, train_rows, labelled_rows)
+    low = sum(n * T4_STEP_MS[kind][0] for kind, n in plan.values()) / 60_000 + len(plan) * T4_SAVE_S[0] / 60
+    high = sum(n * T4_STEP_MS[kind][1] for kind, n in plan.values()) / 60_000 + len(plan) * T4_SAVE_S[1] / 60
+    out = dict(T4_FIXED_MIN)
+    fixed = T4_FIXED_MIN["02-Distill.ipynb"]
+    out["02-Distill.ipynb"] = (fixed[0] + low, fixed[1] + high)
+    return out
+
+
+def expected_minutes(cfg: KDConfig) -> tuple[dict[str, tuple[float, float]], str] | None:
+    """This profile's own times per notebook, ``({notebook: (low, high) minutes}, where they come from)``: a GPU
+    profile's T4 estimate, the `cpu` profile's timed reference run ±25% (its machine named), None for others."""
+    if cfg.profile in GPU_PROFILES:
+        train = cfg.max_train_samples or SST2_TRAIN_ROWS
+        labelled = min(cfg.labelled_train_samples or train, train)
+        return t4_estimate(cfg, train, labelled), "estimated for a Colab T4 (never measured on one; BENCHMARKS.md)"
+    reference = load_lab_timing().get(cfg.profile)
+    if not reference:
+        return None
+    minutes = {name: (0.75 * s / 60, 1.25 * s / 60) for name, s in reference["notebook_seconds"].items()}
+    return minutes, (f"measured on {reference['machine']} ({reference['date']}) ±25%; `python -m kdlab run "
+                     f"--profile {cfg.profile} --estimate-only` times your machine")
+
+
+def describe_minutes(cfg: KDConfig) -> str | None:
+    """One line: how long each notebook of this profile takes, from ``expected_minutes`` (None when unknown)."""
+    found = expected_minutes(cfg)
+    if found is None:
+        return None
+    minutes, source = found
+    parts = ", ".join(f"{name.split('-')[0]} {low:.0f}–{high:.0f}" for name, (low, high) in minutes.items())
+    low, high = sum(lo for lo, _ in minutes.values()), sum(hi for _, hi in minutes.values())
+    return f"time, `{cfg.profile}` profile: about {low:.0f}–{high:.0f} min in all ({parts} min), {source}"

@@ -25,8 +25,14 @@ CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor 
 
 def load_texts(cfg: LMConfig) -> dict[str, list[str]]:
     """``{"train": [...], "validation": [...]}`` non-empty texts of the corpus (validation = the held-out text:
-    SST-2's dev sentences, WikiText-103's test split, or unseen synthetic sentences)."""
-    if cfg.corpus == "synthetic":
+    WordNet's held-out lemmas (``kdlab.lm.wordnet``), SST-2's dev sentences, WikiText-103's test split, or unseen
+    synthetic sentences)."""
+    if cfg.corpus == "wordnet":
+        from kdlab.lm import wordnet
+
+        parts = wordnet.split(wordnet.entries())
+        texts = {split: [e.text for e in values] for split, values in parts.items()}
+    elif cfg.corpus == "synthetic":
         from kdlab.data.synthetic import synthetic_sst2
 
         data = synthetic_sst2(n_train=1024, n_eval=128, seed=0)
@@ -126,6 +132,12 @@ def examples(texts: list[str], tokenizer, cfg: LMConfig, limit: int | None = Non
     """A ``datasets.Dataset`` of ``input_ids`` (and ``index``: the row, to find its cached teacher distribution)."""
     from datasets import Dataset
 
+    if cfg.corpus == "wordnet":  # prompt → response: the loss and the perplexity on the response only
+        rows, lengths = prompt_response(texts, tokenizer, cfg.context)
+        rows, lengths = (rows[:limit], lengths[:limit]) if limit is not None else (rows, lengths)
+        if not rows:
+            raise KDLabError(f"no WordNet entry fits context={cfg.context} with a response: raise context.")
+        return Dataset.from_dict({"input_ids": rows, "prompt_length": lengths, "index": list(range(len(rows)))})
     rows = encode(texts, tokenizer, cfg.context, example_mode(cfg))
     rows = rows[:limit] if limit is not None else rows
     if not rows:
@@ -134,10 +146,30 @@ def examples(texts: list[str], tokenizer, cfg: LMConfig, limit: int | None = Non
     return Dataset.from_dict({"input_ids": rows, "index": list(range(len(rows)))})
 
 
+def prompt_response(texts: list[str], tokenizer, context: int) -> tuple[list[list[int]], list[int]]:
+    """``<eos> prompt response <eos>`` ids of ``"<prompt>: <response>"`` texts (cut at the first ": ") and the
+    prompt's length in tokens (``<eos>`` and the prompt with its colon): the positions that are never targets."""
+    eos = tokenizer.eos_token_id
+    rows, lengths = [], []
+    for text in texts:
+        head, sep, _ = text.partition(": ")
+        if not sep:
+            continue
+        ids = [eos, *tokenizer(text, add_special_tokens=False)["input_ids"]][: context - 1] + [eos]
+        prompt = [eos, *tokenizer(head + ":", add_special_tokens=False)["input_ids"]]
+        if ids[: len(prompt)] != prompt or len(ids) <= len(prompt):
+            continue  # the prompt does not tokenize as a prefix of the text (or no response fits): left out
+        rows.append(ids)
+        lengths.append(len(prompt))
+    return rows, lengths
+
+
 class Collator:
     """Pads a list of examples to the longest on the right: ``input_ids`` [B, S], ``attention_mask`` [B, S], ``labels``
     [B, S] (−100 on padding: never a target) and ``index`` [B]. Padding is told by the attention mask, not by the
-    pad id, so a tokenizer whose pad is its end-of-text (GPT-2) keeps its real end-of-text targets."""
+    pad id, so a tokenizer whose pad is its end-of-text (GPT-2) keeps its real end-of-text targets. An example with
+    ``prompt_length`` P (a prompt → response pair) has labels −100 on its first P tokens: only the response is a
+    target."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -152,9 +184,14 @@ class Collator:
             n = len(f["input_ids"])
             ids[row, :n] = torch.as_tensor(f["input_ids"])
             mask[row, :n] = 1
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+        labels = ids.masked_fill(mask == 0, -100)
+        for row, f in enumerate(features):
+            labels[row, : f.get("prompt_length") or 0] = -100
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if "index" in features[0]:
             batch["index"] = torch.as_tensor([f["index"] for f in features])
+        if "prompt_length" in features[0]:
+            batch["prompt_length"] = torch.as_tensor([f["prompt_length"] for f in features])
         return batch
 
 

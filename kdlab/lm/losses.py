@@ -16,9 +16,29 @@ of targets in the whole (accumulated) batch, which ``transformers.Trainer`` pass
 this batch's own count when None. Dividing each micro-batch by its own count and averaging them instead gives a
 different loss when micro-batches hold different numbers of tokens (trl #4719): tests/lm pins accumulation 1 vs 2.
 
-**Temperature**: at T ≠ 1 the loss is multiplied by T² (Hinton et al. 2015: the gradients then keep their size
-as T changes, as in the lab's classification KD). TRL's GKD/Distillation trainers compute their loss at T = 1 and
-use ``temperature`` only to sample; at T = 1 the two conventions are the same loss.
+**Temperature**: three conventions are in use, and they are different losses as soon as T ≠ 1
+(``CONVENTIONS``; the divergence D is any of the kinds above):
+
+- ``"hinton"`` (Hinton et al. 2015; DistillKit's ``lossfuncs``; the lab's classification KD): T² · D(softmax(z_t/T),
+  softmax(z_s/T)). The T² keeps the gradients' size as T changes.
+- ``"trl-gkd"`` (TRL's ``GKDTrainer``): D at T = 1 whatever T is; ``temperature`` only changes the sampling of the
+  on-policy continuations.
+- ``"trl-distillation"`` (TRL's ``DistillationTrainer``): D(softmax(z_t/T), softmax(z_s/T)) without T² (its
+  ``compute_loss`` passes its ``temperature`` to the divergence and scales nothing).
+
+At T = 1 the three are the same loss.
+
+**Mixing with CE**: ``mix(kd, ce, ce_weight)`` = (1 − w)·KD + w·CE, the course text's λ·KD + (1 − λ)·CE with
+λ = 1 − w (w = 0: pure distillation, as TRL; DistillKit suggests w ≈ 0.5).
+
+**Memory** (``chunk_tokens``): computed whole, the loss over ``[B, S, V]`` logits holds several fp32 ``[B·S, V]``
+temporaries at once (measured: ~5 for forward KL, ~12 for the JSD; BENCHMARKS-lm.md), padding rows included —
+at B = 8, S = 511, V = 50,257 gigabytes before any activation. With ``chunk_tokens`` = c, ``token_sum`` takes the
+real (unmasked) positions only, c at a time: each chunk's values and their gradient with respect to the student's
+logits are computed at once (the gradient written into one buffer of the logits' own shape and dtype, which
+backpropagation needs anyway), and the chunk's temporaries are freed before the next — so no fp32 ``[N, V]``
+tensor larger than one chunk is alive (torchtune's chunked output loss, Liger's fused losses work the same way).
+Values and gradients equal the unchunked loss (tests/lm).
 
 **Precision**: every softmax is taken in fp32 (an autocast fp16 logit tensor is upcast first), and terms with a
 zero probability contribute exactly 0 (``p·log p`` → 0 and no ``0 · −inf`` NaN), so masked vocabulary rows
@@ -32,6 +52,29 @@ import math
 import torch
 
 KINDS = ("forward", "reverse", "jsd", "skew-forward", "skew-reverse")
+CONVENTIONS = {
+    "hinton": "T² · D(softmax(z_t/T) ‖ softmax(z_s/T)) (Hinton et al. 2015, DistillKit)",
+    "trl-gkd": "D at T = 1 whatever T (TRL GKDTrainer: T only for sampling)",
+    "trl-distillation": "D(softmax(z_t/T) ‖ softmax(z_s/T)), no T² (TRL DistillationTrainer)",
+}
+
+
+def temperature_terms(temperature: float, convention: str = "hinton") -> tuple[float, float]:
+    """``(T used in both softmaxes, factor on the loss)`` for a temperature convention (module docstring)."""
+    if convention == "hinton":
+        return temperature, temperature**2
+    if convention == "trl-gkd":
+        return 1.0, 1.0
+    if convention == "trl-distillation":
+        return temperature, 1.0
+    raise ValueError(f"convention={convention!r}: use one of {', '.join(CONVENTIONS)}.")
+
+
+def mix(kd: torch.Tensor, ce: torch.Tensor | None, ce_weight: float) -> torch.Tensor:
+    """(1 − w)·KD + w·CE (the course's λ·KD + (1 − λ)·CE with λ = 1 − w); KD alone when w = 0."""
+    if not ce_weight:
+        return kd
+    return (1 - ce_weight) * kd + ce_weight * ce
 
 
 def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -70,6 +113,61 @@ def per_token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Ten
     raise ValueError(f"kind={kind!r}: use one of {', '.join(KINDS)}.")
 
 
+class _ChunkedTokenSum(torch.autograd.Function):
+    """Σ over the real positions of ``fn(student rows, *other rows)``; the student's gradient made chunk by chunk
+    in the forward pass and handed back in ``backward`` (module docstring, **Memory**)."""
+
+    @staticmethod
+    def forward(ctx, student_logits, mask, fn, chunk_tokens, *others):
+        # (row, position) pairs of the real targets; a chunk's rows are gathered from the [B, S, ...] tensors as
+        # they are (a strided view such as logits[:, :-1, :rows] is never copied whole)
+        where = mask.nonzero(as_tuple=True)
+        grad = torch.zeros_like(student_logits) if ctx.needs_input_grad[0] else None
+        total = torch.zeros((), dtype=torch.float32, device=student_logits.device)
+        for start in range(0, where[0].numel(), chunk_tokens):
+            at = tuple(w[start: start + chunk_tokens] for w in where)
+            with torch.enable_grad():
+                chunk = student_logits[at].detach().requires_grad_(grad is not None)
+                value = fn(chunk, *(o[at] for o in others)).sum()
+            if grad is not None:
+                (chunk_grad,) = torch.autograd.grad(value, chunk)
+                grad[at] = chunk_grad.to(grad.dtype)
+            total += value.detach().float()
+            del chunk, value
+        # kept as a plain attribute, not saved_tensors: backward hands the buffer itself on (no second [N, V] copy)
+        ctx.grad, ctx.n_others = grad, len(others)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, ctx.grad = ctx.grad, None
+        if grad is not None:
+            grad.mul_(grad_output.to(grad.dtype))
+        return (grad, None, None, None, *([None] * ctx.n_others))
+
+
+def token_sum(fn, student_logits: torch.Tensor, mask: torch.Tensor, *others: torch.Tensor,
+              chunk_tokens: int | None = None) -> torch.Tensor:
+    """Σ over the real positions (``mask`` [B, S]) of ``fn(student [..., V], *others [..., ...]) → [...]``, the rows
+    taken at the same positions of ``student_logits`` [B, S, V] and ``others`` [B, S, ...]. ``chunk_tokens=None``:
+    all positions at once (plain autograd, padding included); else ``chunk_tokens`` real positions at a time
+    (module docstring, **Memory**), the gradient flowing to ``student_logits`` only."""
+    mask = mask.bool()
+    if chunk_tokens is None:
+        values = fn(student_logits, *others)
+        return torch.where(mask, values, torch.zeros_like(values)).sum()
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens={chunk_tokens} must be at least 1 (or None: unchunked).")
+    return _ChunkedTokenSum.apply(student_logits, mask, fn, chunk_tokens, *others)
+
+
+def _divide(total: torch.Tensor, mask: torch.Tensor, num_items=None) -> torch.Tensor:
+    count = num_items if num_items is not None else mask.sum()
+    if isinstance(count, torch.Tensor):
+        return total / count.to(total.device, total.dtype).clamp_min(1)
+    return total / max(count, 1)
+
+
 def reduce_tokens(values: torch.Tensor, mask: torch.Tensor, num_items=None) -> torch.Tensor:
     """Σ over real targets of ``values`` [B, S], divided by ``num_items`` (the accumulated batch's target count)
     or by this batch's count; 0 (with a gradient) when there is no target."""
@@ -83,28 +181,54 @@ def reduce_tokens(values: torch.Tensor, mask: torch.Tensor, num_items=None) -> t
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
                       kind: str = "forward", temperature: float = 1.0, beta: float = 0.5, alpha: float = 0.1,
-                      num_items=None) -> torch.Tensor:
-    """The token-level KD loss: ``per_token_divergence`` reduced over the real targets (``reduce_tokens``), × T²
-    when T ≠ 1. Scalar."""
-    values = per_token_divergence(student_logits, teacher_logits, kind, temperature, beta, alpha)
-    return reduce_tokens(values, mask, num_items) * (temperature**2 if temperature != 1 else 1.0)
+                      num_items=None, convention: str = "hinton", chunk_tokens: int | None = None) -> torch.Tensor:
+    """The token-level KD loss: ``per_token_divergence`` summed over the real targets and divided by
+    ``num_items`` (or their count), with the temperature of ``convention`` (``temperature_terms``: T² for
+    Hinton's); ``chunk_tokens``: computed that many real positions at a time (module docstring). Scalar."""
+    t, factor = temperature_terms(temperature, convention)
+    if chunk_tokens is None:
+        loss = reduce_tokens(per_token_divergence(student_logits, teacher_logits, kind, t, beta, alpha), mask,
+                             num_items)
+    else:
+        def fn(s, p):
+            return per_token_divergence(s, p, kind, t, beta, alpha)
+
+        loss = _divide(token_sum(fn, student_logits, mask, teacher_logits, chunk_tokens=chunk_tokens), mask,
+                       num_items)
+    return loss * factor if factor != 1 else loss
 
 
-def cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, num_items=None):
+def _nll(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -log_probs(student_logits).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+
+
+def cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, num_items=None,
+                  chunk_tokens: int | None = None):
     """CE of the next tokens ``targets`` [B, S] (any value where ``mask`` is 0), reduced as the KD losses."""
-    nll = -log_probs(student_logits).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return reduce_tokens(nll, mask, num_items)
+    if chunk_tokens is None:
+        return reduce_tokens(_nll(student_logits, targets), mask, num_items)
+    return _divide(token_sum(_nll, student_logits, mask, targets, chunk_tokens=chunk_tokens), mask, num_items)
 
 
 def sparse_forward_kl(student_logits: torch.Tensor, top_ids: torch.Tensor, top_log_probs: torch.Tensor,
-                      mask: torch.Tensor, num_items=None) -> torch.Tensor:
+                      mask: torch.Tensor, num_items=None, chunk_tokens: int | None = None) -> torch.Tensor:
     """Forward KL from a cached top-k teacher: ``top_ids`` ``[B, S, k]`` (long) and ``top_log_probs`` ``[B, S, k]``
-    (the teacher's log p of those tokens at T = 1).
+    (the teacher's log p of those tokens at T = 1). Only T = 1 is possible: softmax(z/T) of the teacher needs all
+    its logits (the tail's normaliser), which the cache no longer has, so the trainer refuses ``kd-cached`` at
+    T ≠ 1 (under the "hinton" and "trl-distillation" conventions) instead of silently training at T = 1.
 
     Both distributions are coarsened to the k cached tokens plus one bucket "every other token": p_rest =
     1 − Σ_k p_k, q_rest = Σ_{v not cached} q_v (a logsumexp over the student's other logits, exact), and
     KL = Σ_k p_k (log p_k − log q_k) + p_rest (log p_rest − log q_rest). With k = V it is the full forward KL; with
     k < V it is a lower bound that still pushes the student's leftover mass to the teacher's."""
+    if chunk_tokens is None:
+        return reduce_tokens(_sparse_terms(student_logits, top_ids, top_log_probs), mask, num_items)
+    return _divide(token_sum(_sparse_terms, student_logits, mask, top_ids, top_log_probs, chunk_tokens=chunk_tokens),
+                   mask, num_items)
+
+
+def _sparse_terms(student_logits: torch.Tensor, top_ids: torch.Tensor, top_log_probs: torch.Tensor) -> torch.Tensor:
+    """Per position: the top-k + rest forward KL of ``sparse_forward_kl``, ``[...]``."""
     log_q = log_probs(student_logits)
     top_ids = top_ids.long()
     top_log_p = top_log_probs.float()
@@ -119,7 +243,7 @@ def sparse_forward_kl(student_logits: torch.Tensor, top_ids: torch.Tensor, top_l
     log_q_all = torch.cat([log_q_top, log_q_rest], -1)
     p = torch.cat([top_log_p.exp(), p_rest], -1)
     terms = p * torch.where(p > 0, log_p - log_q_all, torch.zeros_like(p))
-    return reduce_tokens(terms.sum(-1), mask, num_items)
+    return terms.sum(-1)
 
 
 def masked_reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor):

@@ -93,6 +93,28 @@ def cut_student(teacher: nn.Module, student_layers: int, layer_map: list[int] | 
     return student
 
 
+def random_student(teacher: nn.Module, layers: int, width: int, heads: int, seed: int, dropout: float = 0.0):
+    """A randomly initialised GPT-2-shaped student (``layers`` blocks of ``width``, ``heads`` heads) with the
+    teacher's vocabulary, positions and special tokens: a student that starts from nothing, so what it knows after
+    training came from its data and its teacher (the cut student, ``cut_student``, starts next to the teacher)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if width % heads:
+        raise KDLabError(f"student width {width} is not a multiple of its {heads} heads.")
+    source = teacher.config
+    positions = getattr(source, "n_positions", None) or getattr(source, "max_position_embeddings")
+    config = GPT2Config(vocab_size=output_rows(teacher), n_positions=positions, n_embd=width, n_layer=layers,
+                        n_head=heads, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+                        bos_token_id=source.bos_token_id, eos_token_id=source.eos_token_id,
+                        pad_token_id=source.pad_token_id)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return GPT2LMHeadModel(config)
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def output_rows(model: nn.Module) -> int:
     """Rows of the model's output layer (its logits' last dimension)."""
     return model.get_output_embeddings().weight.shape[0]

@@ -8,7 +8,10 @@
 - ``students/<regime>/seed-<s>/``: a student (model + ``kdlab.json``: its settings, training record, metrics).
 
 A saved teacher or student is reused only when every setting it depends on is the same (``teacher_settings``,
-``student_settings``); otherwise it is trained again and replaced whole (``kdlab.artifacts.atomic_dir``).
+``student_settings``, both holding ``CODE_VERSION``); otherwise it is trained again and replaced whole
+(``kdlab.artifacts.atomic_dir``). A reused student's metrics are reused only when every setting that changes a
+metric is the same too (``metric_settings``: the held-out texts, sample counts, prompt and generation lengths, the
+code version); otherwise they are measured again on the saved model.
 """
 
 from __future__ import annotations
@@ -19,26 +22,37 @@ from pathlib import Path
 
 from kdlab.lm.config import LMConfig
 
+# Raise when a change to the code changes what a saved model or a saved metric means (a loss, a measure, the data).
+CODE_VERSION = "lm-2026-12-06"
 TEACHER_FIELDS = ("teacher", "teacher_layers", "teacher_width", "teacher_heads", "teacher_epochs",
                   "teacher_learning_rate", "teacher_seed", "corpus", "data", "tokenizer", "vocab_size", "context",
                   "batch_size")
-STUDENT_FIELDS = ("student_layers", "layer_map", "student_steps", "batch_size", "gradient_accumulation_steps",
+STUDENT_FIELDS = ("student_init", "student_width", "student_heads", "student_layers", "layer_map", "student_steps", "batch_size", "gradient_accumulation_steps",
                   "learning_rate", "warmup_steps", "train_texts", "ce_weight")
+_T = ("temperature", "temperature_convention")
 REGIME_FIELDS = {
-    "kd-forward": ("temperature",), "kd-reverse": ("temperature",), "kd-jsd": ("temperature", "beta"),
-    "kd-skew": ("temperature", "skew_alpha"), "kd-cached": ("top_k",),
-    "seqkd": ("prompt_tokens", "max_new_tokens", "seqkd_texts"),
-    "onpolicy": ("temperature", "beta", "lmbda", "onpolicy_loss", "prompt_tokens", "max_new_tokens"),
+    "kd-forward": _T, "kd-reverse": _T, "kd-jsd": (*_T, "jsd_beta"),
+    "kd-skew": (*_T, "skew_alpha"), "kd-cached": (*_T, "top_k"),
+    "seqkd": ("prompt_tokens", "max_new_tokens", "seqkd_texts", "seqkd_decoding"),
+    "onpolicy": (*_T, "jsd_beta", "lmbda", "onpolicy_loss", "prompt_tokens", "max_new_tokens"),
 }
+# Every setting that changes a student's metrics (kdlab.lm_lab.student_metrics) without changing the student.
+METRIC_FIELDS = ("eval_texts", "num_samples", "prompt_tokens", "max_new_tokens")
 
 
 def teacher_settings(cfg: LMConfig) -> dict:
     keys = TEACHER_FIELDS if cfg.teacher == "train" else ("teacher", "corpus", "data", "tokenizer", "context")
-    return {k: getattr(cfg, k) for k in keys}
+    return {"code": CODE_VERSION, **{k: getattr(cfg, k) for k in keys}}
+
+
+def metric_settings(cfg: LMConfig, seed: int) -> dict:
+    """What a student's metrics depend on beyond the student itself (``METRIC_FIELDS``, the teacher, the seed)."""
+    return {"code": CODE_VERSION, "teacher": teacher_settings(cfg), "seed": seed,
+            **{k: getattr(cfg, k) for k in METRIC_FIELDS}}
 
 
 def student_settings(cfg: LMConfig, regime: str, seed: int) -> dict:
-    out = {"teacher": teacher_settings(cfg), "regime": regime, "seed": seed,
+    out = {"code": CODE_VERSION, "teacher": teacher_settings(cfg), "regime": regime, "seed": seed,
            **{k: getattr(cfg, k) for k in STUDENT_FIELDS}}
     out.update({k: getattr(cfg, k) for k in REGIME_FIELDS.get(regime, ())})
     if regime == "ce":

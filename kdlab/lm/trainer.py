@@ -13,10 +13,14 @@ position of the text), ``kd-cached`` (forward KL from the cached top-k, no teach
 probability λ a batch is replaced by the student's own continuations of the batch's prompts, scored token by token
 by the teacher with ``onpolicy_loss``; the other batches use the same divergence on the text).
 
-Normalisation: the loss is Σ over the batch's targets / ``num_items_in_batch`` (the target count of the whole
-accumulated batch, from ``Trainer``), so gradient accumulation gives the loss and gradients of one big batch
-(``loss_is_scaled_for_ga = True``). An on-policy batch replaces the targets the Trainer counted; it is normalised
-by its own target count divided by the accumulation steps.
+Normalisation: the loss is Σ over the targets of a micro-batch / the number of real targets (label ≠ −100 at
+positions 1…, i.e. ``labels[:, 1:]``) of the whole accumulated batch, counted here (``get_batch_samples``) after
+the on-policy micro-batches have replaced their data batches — not by ``Trainer``, whose count changed with
+transformers PR 46204 (before it, position 0 of every row was counted too). So gradient accumulation gives the
+loss and gradients of one big batch (``loss_is_scaled_for_ga = True``) and on-policy and data tokens weigh the same.
+
+CE with KD (``ce_weight`` w > 0: (1 − w)·KD + w·CE) is trained on data batches only: on the student's own samples
+CE would be self-imitation, so an on-policy batch gets the KD term alone.
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class LMDistillationTrainer(Trainer):
             half = bool(self.args.fp16 and self.args.device.type == "cuda")
             self.teacher = copy.deepcopy(teacher).to(self.args.device, dtype=torch.float16 if half else None)
             self.teacher.eval().requires_grad_(False)
+        if regime == "kd-cached" and losses.temperature_terms(cfg.temperature, cfg.temperature_convention)[0] != 1:
+            raise KDLabError(f"regime 'kd-cached' at temperature={cfg.temperature} ({cfg.temperature_convention}): "
+                             "the cache holds the teacher's top-k at T = 1, and softmax(z/T) needs all of its logits. "
+                             "Use T = 1, the 'trl-gkd' convention, or a live-teacher regime (kd-forward).")
         self._policy_rng = torch.Generator().manual_seed(cfg.seed)
         self.onpolicy_batches = 0
         self._sums: dict[str, float] = {}
@@ -73,55 +81,70 @@ class LMDistillationTrainer(Trainer):
         return out.logits[:, :-1, : self.rows]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if inputs.pop("kdlab_generated", False):  # an on-policy batch: its own count, over the accumulation steps
-            num_items_in_batch = (inputs["labels"][:, 1:] != -100).sum() * self.args.gradient_accumulation_steps
-        inputs = {k: v for k, v in inputs.items()}
+        """(1 − w)·KD + w·CE over this micro-batch's targets / ``num_items_in_batch`` (set by ``get_batch_samples``:
+        the accumulated batch's real targets; None outside training: this batch's own count)."""
+        inputs = dict(inputs)
+        generated = bool(inputs.pop("kdlab_generated", False))
         index = inputs.pop("index", None)
+        inputs.pop("prompt_length", None)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         logits = outputs.logits[:, :-1, : self.rows]
         targets = inputs["labels"][:, 1:]
         mask = targets != -100
         cfg, terms = self.cfg, {}
         if self.regime in ("ce", "seqkd"):
-            loss = terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch)
+            loss = terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch, cfg.chunk_tokens)
         else:
             if self.regime == "kd-cached":
                 top_ids, top_lp = self.cache.batch(index.cpu(), logits.shape[1])
                 kd = losses.sparse_forward_kl(logits, top_ids.to(logits.device), top_lp.to(logits.device), mask,
-                                              num_items_in_batch)
+                                              num_items_in_batch, cfg.chunk_tokens)
             else:
-                kind = (DIVERGENCES.get(self.regime) or {"reverse": "reverse", "forward": "forward",
-                                                         "jsd": "jsd"}[cfg.onpolicy_loss])
+                kind = DIVERGENCES[self.regime] if self.regime in DIVERGENCES else cfg.onpolicy_loss
                 kd = losses.distillation_loss(logits, self._teacher_logits(inputs), mask, kind, cfg.temperature,
-                                              cfg.beta, cfg.skew_alpha, num_items_in_batch)
-            loss = terms["kd"] = kd
-            if cfg.ce_weight:
-                terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch)
-                loss = loss + cfg.ce_weight * terms["ce"]
+                                              cfg.jsd_beta, cfg.skew_alpha, num_items_in_batch,
+                                              convention=cfg.temperature_convention, chunk_tokens=cfg.chunk_tokens)
+            terms["kd"] = kd
+            if cfg.ce_weight and not generated:  # never CE on the student's own samples
+                terms["ce"] = losses.cross_entropy(logits, targets, mask, num_items_in_batch, cfg.chunk_tokens)
+                loss = losses.mix(kd, terms["ce"], cfg.ce_weight)
+            else:
+                loss = kd if not cfg.ce_weight else (1 - cfg.ce_weight) * kd
         if model.training:
             for name, value in terms.items():
                 self._sums[name] = self._sums.get(name, 0.0) + float(value.detach())
             self._count += 1
         return (loss, outputs) if return_outputs else loss
 
-    # --- on-policy batches ----------------------------------------------------------------------------------
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        if self.regime == "onpolicy" and float(torch.rand((), generator=self._policy_rng)) < self.cfg.lmbda:
-            inputs = self._student_batch(model, inputs)
-            self.onpolicy_batches += 1
-        return super().training_step(model, inputs, num_items_in_batch)
+    # --- the accumulated batch: on-policy replacement, then the target count ------------------------------
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """``Trainer``'s micro-batches for one optimizer step, each replaced with probability λ by the student's own
+        continuations (on-policy), and the count of their real targets (``labels[:, 1:] != −100``) — counted here,
+        so the loss's scale does not depend on how a transformers version counts."""
+        batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self.regime == "onpolicy":
+            for i, inputs in enumerate(batches):
+                if float(torch.rand((), generator=self._policy_rng)) < self.cfg.lmbda:
+                    batches[i] = self._student_batch(self.model, inputs)
+                    self.onpolicy_batches += 1
+        count = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+        return batches, torch.tensor(count, device=device)
 
     def _student_batch(self, model, inputs) -> dict:
-        """The batch's prompts (its first ``prompt_tokens``) continued by the student itself; targets = the new
-        tokens only (the prompt is the data's, not the student's)."""
+        """The batch's prompts (each row's ``prompt_length`` when the data are prompt → response pairs, else its
+        first ``prompt_tokens``) continued by the student itself; targets = the new tokens only (the prompt is the
+        data's, not the student's)."""
         from kdlab.lm.generation import sample
 
         cfg = self.cfg
         lengths = inputs["attention_mask"].sum(1).tolist()
-        prompts = [inputs["input_ids"][row, : min(cfg.prompt_tokens, n - 1)].tolist()
+        given = inputs.get("prompt_length")
+        prompts = [inputs["input_ids"][row, : min(int(given[row]) if given is not None else cfg.prompt_tokens,
+                                                   n - 1)].tolist()
                    for row, n in enumerate(lengths)]
         sequences = sample(model, prompts, cfg.max_new_tokens, self.eos_id, self.pad_id,
-                           seed=cfg.seed * 100_003 + self.state.global_step, batch_size=len(prompts))
+                           seed=cfg.seed * 100_003 + self.state.global_step * 7 + self.onpolicy_batches,
+                           batch_size=len(prompts))
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -148,7 +171,7 @@ def training_arguments(cfg: LMConfig, output_dir: str | Path, *, learning_rate: 
     """The regimes' shared ``TrainingArguments`` (cosine schedule, length-grouped batches, no checkpoints);
     ``extra``: any other ``TrainingArguments`` field (e.g. ``optim="sgd"``)."""
     cuda = torch.cuda.is_available()
-    return TrainingArguments(
+    fields = dict(
         output_dir=str(output_dir), learning_rate=learning_rate, max_steps=max_steps, num_train_epochs=epochs,
         warmup_steps=warmup_steps, lr_scheduler_type="cosine", weight_decay=0.0,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
@@ -156,8 +179,8 @@ def training_arguments(cfg: LMConfig, output_dir: str | Path, *, learning_rate: 
         eval_strategy="no", save_strategy="no", logging_strategy="steps", logging_steps=cfg.logging_steps,
         logging_first_step=True, train_sampling_strategy="group_by_length", remove_unused_columns=False,
         report_to="none", seed=cfg.seed if seed is None else seed, dataloader_num_workers=0, disable_tqdm=False,
-        **extra,
     )
+    return TrainingArguments(**{**fields, **extra})  # extra may replace a default (e.g. the sampling strategy)
 
 
 def train(model, cfg: LMConfig, regime: str, dataset, collator, rows: int, output_dir: str | Path, *,
@@ -191,7 +214,7 @@ def train(model, cfg: LMConfig, regime: str, dataset, collator, rows: int, outpu
     history = [dict(h) for h in trainer.state.log_history]
     steps = trainer.state.global_step
     record = {"regime": regime, "train_seconds": seconds, "steps": steps, "history": history,
-              "onpolicy_share": trainer.onpolicy_batches / steps if steps and regime == "onpolicy" else None}
+              "onpolicy_share": trainer.onpolicy_batches / (steps * cfg.gradient_accumulation_steps) if steps and regime == "onpolicy" else None}
     model.eval()
     return model, record
 

@@ -4,7 +4,9 @@ TRL's trainers take chat data; a training sentence becomes two "messages": its f
 (decoded) as the prompt and the rest as the completion, with the one-line chat template of ``kdlab.lm.corpus``
 (plain concatenation), so TRL sees the same text. What still differs from kdlab's ``onpolicy`` regime, by TRL's
 design: its loss covers only the completion tokens (kdlab's off-policy batches score every position of the text);
-it samples with ``temperature`` and ``top_k=0`` from ``generation_config``; batches are not grouped by length. The
+it samples with ``temperature`` and ``top_k=0`` from ``generation_config``; batches are not grouped by length. Like
+kdlab's, it replaces a batch by the student's own continuations with probability λ (GKD's ``lmbda``), not every
+batch. The
 student, teacher, steps, batch size, learning rate, schedule, β and λ are the same. ``benchmarks/lm.py`` trains both
 and records the comparison in BENCHMARKS.md.
 """
@@ -37,7 +39,7 @@ def chat_dataset(ctx, limit: int | None = None):
 
 def train_gkd(ctx, seed: int, output_dir, steps: int | None = None):
     """Cut the student as kdlab's regimes do and train it with TRL's ``GKDTrainer`` (λ = ``cfg.lmbda``, β =
-    ``cfg.beta`` unless ``cfg.onpolicy_loss`` names an end: reverse → 1, forward → 0); returns ``(student, record)``.
+    ``cfg.jsd_beta`` unless ``cfg.onpolicy_loss`` names an end: reverse → 1, forward → 0); returns ``(student, record)``.
     ImportError names the extra to install when TRL is missing."""
     try:
         from trl.experimental.gkd import GKDConfig, GKDTrainer
@@ -48,7 +50,7 @@ def train_gkd(ctx, seed: int, output_dir, steps: int | None = None):
     from kdlab.lm import models
 
     cfg = ctx.cfg
-    beta = {"reverse": 1.0, "forward": 0.0}.get(cfg.onpolicy_loss, cfg.beta)
+    beta = {"reverse": 1.0, "forward": 0.0}.get(cfg.onpolicy_loss, cfg.jsd_beta)
     student = models.cut_student(ctx.teacher, cfg.student_layers, cfg.layer_map)
     cuda = torch.cuda.is_available()
     args = GKDConfig(
@@ -76,6 +78,6 @@ def same_settings_as_kdlab(ctx) -> dict:
     """The settings the two on-policy runs share (for the benchmark's record)."""
     cfg = ctx.cfg
     return {k: getattr(cfg, k) for k in ("student_layers", "student_steps", "batch_size", "learning_rate",
-                                         "warmup_steps", "lmbda", "beta", "onpolicy_loss", "temperature",
+                                         "warmup_steps", "lmbda", "jsd_beta", "onpolicy_loss", "temperature",
                                          "prompt_tokens", "max_new_tokens")} | {"profile": cfg.profile,
                                                                                 "dataclass": dataclasses.is_dataclass(cfg)}

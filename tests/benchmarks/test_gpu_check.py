@@ -53,3 +53,12 @@ def test_checks_are_reported_not_assumed(smoke_report):
         assert isinstance(c["ok"], bool) and c["measured"] and c["target"]
     # a float16 copy on the CPU still predicts: its accuracy is a number, not a skipped row
     assert all(math.isfinite(s["precision"]["fp16"]["accuracy"]) for s in report["students"].values())
+
+
+def test_the_gpu_profiles_distillation_is_timed_on_the_device(smoke_report):
+    """Issue 32: the first lent GPU gives real numbers for the class profile's 02 (step kinds timed, minutes)."""
+    report, out = smoke_report
+    found = report["class_estimate"]
+    assert set(found["step_seconds"]) == {"a", "c", "d"} and all(v > 0 for v in found["step_seconds"].values())
+    assert found["total_minutes"] == sum(found["runs"].values()) > 0
+    assert "02 trains for about" in (out / "gpu_check.md").read_text()

@@ -215,3 +215,26 @@ def test_the_cpu_profile_runs_on_a_gpu_runtime_too(tmp_path, monkeypatch):
 
 if sys.platform == "win32":  # pragma: no cover - the stand-in runtime needs sitecustomize on a POSIX PYTHONPATH
     pytestmark = pytest.mark.skip("the Colab rehearsal runs on Linux and macOS")
+
+
+def test_the_drive_budget_is_what_the_run_wrote(rehearsal):
+    """The byte budget (kdlab.course.storage) models the runs folder: the same models, their weights to 2%, and the
+    whole folder within the budget (the allowance covers tokenizers and records)."""
+    from collections import Counter
+
+    from kdlab.config import KDConfig
+    from kdlab.course.storage import BYTES_PER_PARAMETER, drive_bytes, saved_models
+
+    drive = rehearsal["drive"]
+    results = json.loads((drive / "smoke" / "results.json").read_text())
+    params = {row["layers"]: row["params"] for row in results["params"]}
+    teacher_layers = next(row["layers"] for row in results["params"] if row["model"] == "teacher")
+    cfg = KDConfig.load(drive / "smoke" / "config.json")
+    models = saved_models(cfg, teacher_layers, teacher_saved=True, race_yours=False)  # the stubs raced nothing
+    saved = [p.parent for p in drive.rglob("model.safetensors")]
+    layers = Counter(json.loads((p / "config.json").read_text())["num_hidden_layers"] for p in saved)
+    assert layers == Counter(m.layers for m in models)
+    weights = sum((p / "model.safetensors").stat().st_size for p in saved)
+    assert weights == pytest.approx(sum(BYTES_PER_PARAMETER * params[m.layers] for m in models), rel=0.02)
+    total = sum(p.stat().st_size for p in drive.rglob("*") if p.is_file())
+    assert total <= drive_bytes(models, params)

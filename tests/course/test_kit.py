@@ -74,3 +74,22 @@ def test_the_lm_reflections_are_answered_from_the_lm_runs(tmp_path):
     assert "`kd-reverse` distinct-2 0.935" in found["R7.2"] and "onpolicy" not in found["R7.2"]
     nb = nbformat.read(ROOT / "advanced" / "07-LLM-Distillation.ipynb", as_version=4)
     assert set(reflections(nb)) == set(found)
+
+
+def test_the_agreement_and_latency_answers_state_what_the_run_shows(executed_lab):
+    """Issue 33: R3.2's evidence is minilm's agreement against ce's (ce never saw the teacher), on every dev
+    sentence; R4.3 answers for both latency readings 04 shows (padded, real lengths)."""
+    _, results_path = executed_lab
+    kit = _kit()
+    found = kit.answers(results_path.parent)
+    r = json.loads(results_path.read_text())
+    teacher = r["teacher"]["predictions"]
+
+    def agreement(name):
+        preds = r["students"][name]["predictions"]
+        return sum(a == b for a, b in zip(teacher, preds)) / len(preds)
+
+    for name in ("minilm", "ce"):
+        assert kit._pct(agreement(name)) in found["R3.2"], name
+    assert f"all {len(teacher)} dev sentences" in found["R3.2"]
+    assert "padded tokens" in found["R4.3"] and "real lengths" in found["R4.3"]

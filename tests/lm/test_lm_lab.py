@@ -60,3 +60,15 @@ def test_trls_gkd_trainer_runs_offline_on_the_same_context(lm_ctx, tmp_path):
     assert losses and all(loss == loss for loss in losses)  # logged and not NaN
     ppl = evaluation.perplexity(student, lm_ctx.heldout, lm_ctx.collator, lm_ctx.rows)["perplexity"]
     assert 1 < ppl < 10 * len(lm_ctx.tokenizer)
+
+
+def test_a_student_from_nothing_its_step_zero_row_and_its_own_run_key(lm_ctx):
+    cfg = dataclasses.replace(lm_ctx.cfg, student_init="random", student_width=16, student_heads=2)
+    ctx = dataclasses.replace(lm_ctx, cfg=cfg)
+    start = lm_lab.step0_metrics(ctx, seed=5)
+    trained = lm_lab.train_student(ctx, "ce", seed=5)
+    assert not trained["reused"] and trained["model"].config.n_embd == 16
+    assert trained["metrics"]["perplexity"] < start["perplexity"]  # training moved it away from its random start
+    cut = lm_lab.train_student(lm_ctx, "ce", seed=5)
+    assert not cut["reused"]  # the cut student with otherwise equal settings is another run
+    assert lm_lab.step0_metrics(lm_ctx, seed=5)["perplexity"] < start["perplexity"]  # the cut one starts near the teacher

@@ -138,3 +138,79 @@ def test_cross_entropy_is_the_mean_nll_of_the_targets():
     expected = np.mean([-math.log(_softmax(student[i, j].double().numpy())[targets[i, j]])
                         for i in range(2) for j in range(5) if mask[i, j]])
     assert float(losses.cross_entropy(student, targets, mask)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["forward", "reverse", "jsd"])
+def test_the_three_temperature_conventions(kind):
+    """Hinton/DistillKit: T² · D at T; TRL GKD: D at T = 1 whatever T; TRL DistillationTrainer: D at T, no T²."""
+    student, teacher, mask = _batch(8)
+    t = 3.0
+    at_t = _reference(student, teacher, mask, kind, t=t) / t**2  # the reference multiplies by T² at T != 1
+    at_1 = _reference(student, teacher, mask, kind)
+    got = {c: float(losses.distillation_loss(student, teacher, mask, kind, temperature=t, convention=c))
+           for c in losses.CONVENTIONS}
+    assert got["hinton"] == pytest.approx(t**2 * at_t, rel=1e-5)
+    assert got["trl-gkd"] == pytest.approx(at_1, rel=1e-5)
+    assert got["trl-distillation"] == pytest.approx(at_t, rel=1e-5)
+    assert len({round(v, 6) for v in got.values()}) == 3  # three different losses at T != 1 ...
+    same = {c: float(losses.distillation_loss(student, teacher, mask, kind, convention=c)) for c in losses.CONVENTIONS}
+    assert max(same.values()) - min(same.values()) < 1e-6  # ... and one at T = 1
+    with pytest.raises(ValueError, match="convention"):
+        losses.distillation_loss(student, teacher, mask, kind, temperature=t, convention="T^2")
+
+
+def test_trl_at_a_temperature_is_the_no_t_squared_convention():
+    trl = pytest.importorskip("trl.experimental.gkd", reason="trl is in the dev extra; CI installs it")
+    student, teacher, mask = _batch(9)
+    labels = torch.where(mask, torch.zeros_like(mask, dtype=torch.long), torch.full_like(mask, -100, dtype=torch.long))
+    theirs = trl.GKDTrainer.generalized_jsd_loss(student, teacher, labels=labels, beta=0.5, temperature=2.0)
+    ours = losses.distillation_loss(student, teacher, mask, "jsd", temperature=2.0, beta=0.5,
+                                    convention="trl-distillation")
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_mix_is_lambda_kd_plus_one_minus_lambda_ce():
+    kd, ce = torch.tensor(2.0), torch.tensor(5.0)
+    assert float(losses.mix(kd, ce, 0.25)) == pytest.approx(0.75 * 2 + 0.25 * 5)
+    assert float(losses.mix(kd, None, 0.0)) == 2.0
+
+
+@pytest.mark.parametrize("kind", losses.KINDS)
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_losses_equal_the_whole_loss_in_value_and_gradient(kind, chunk):
+    """Real positions only, ``chunk`` at a time (a chunk size that divides nothing, one, and more than all): the
+    value and the gradient of the student's logits are those of the loss computed whole."""
+    student, teacher, mask = _batch(10, b=3, s=6, v=9)
+    mask[2, 1:] = False
+    whole = student.clone().requires_grad_(True)
+    ref = losses.distillation_loss(whole, teacher, mask, kind, temperature=2.0, beta=0.3, num_items=20)
+    ref.backward()
+    part = student.clone().requires_grad_(True)
+    got = losses.distillation_loss(part, teacher, mask, kind, temperature=2.0, beta=0.3, num_items=20,
+                                   chunk_tokens=chunk)
+    (got * 3).backward()  # an upstream factor reaches the chunked gradient too
+    assert float(got) == pytest.approx(float(ref), rel=1e-6)
+    assert torch.allclose(part.grad, 3 * whole.grad, atol=1e-7)
+    assert (part.grad[~mask] == 0).all()  # padding positions are never computed
+
+
+@pytest.mark.parametrize("chunk", [2, 5])
+def test_chunked_cross_entropy_and_cached_loss_equal_the_whole_ones(chunk):
+    student, teacher, mask = _batch(11, v=11)
+    targets = torch.randint(0, 11, mask.shape, generator=torch.Generator().manual_seed(1))
+    top_lp, top_ids = torch.log_softmax(teacher, -1).topk(4, -1)
+    for fn, args in ((losses.cross_entropy, (targets, mask)), (losses.sparse_forward_kl, (top_ids, top_lp, mask))):
+        a, b = student.clone().requires_grad_(True), student.clone().requires_grad_(True)
+        ref = fn(a, *args)
+        ref.backward()
+        got = fn(b, *args, chunk_tokens=chunk)
+        got.backward()
+        assert float(got) == pytest.approx(float(ref), rel=1e-6) and torch.allclose(a.grad, b.grad, atol=1e-7)
+
+
+def test_a_chunked_loss_with_no_target_is_zero_with_a_gradient():
+    student, teacher, mask = _batch(12)
+    student.requires_grad_(True)
+    loss = losses.distillation_loss(student, teacher, torch.zeros_like(mask), "jsd", chunk_tokens=4)
+    loss.backward()
+    assert float(loss) == 0.0 and torch.isfinite(student.grad).all()

@@ -83,3 +83,23 @@ def test_a_check_runs_the_exercise_named_by_the_function(capsys):
 
     lab.check(kd_loss)
     assert "kd_loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_notebook_types_a_time_into_its_text(name):
+    """Times are the profile's own, printed by code (``kdlab.course.runtimes.describe_minutes``, 02's timed steps):
+    a minute count typed into Markdown is another profile's, or another machine's (issue 32)."""
+    typed = re.compile(r"\d+(?:\.\d+)?\s*(?:[–-]\s*\d+(?:\.\d+)?\s*)?(?:分鐘|minutes?\b|min\b)")
+    nb = nbformat.read(ROOT / name, as_version=4)
+    found = [m.group(0) for c in nb.cells if c.cell_type == "markdown" for m in typed.finditer(c.source)]
+    assert not found, found
+
+
+def test_each_profile_says_its_own_time():
+    from kdlab.config import load_config
+    from kdlab.course.runtimes import describe_minutes, expected_minutes
+
+    full, cpu = expected_minutes(load_config("full")), expected_minutes(load_config("cpu"))
+    assert "T4" in full[1] and "measured" in cpu[1]
+    assert full[0]["02-Distill.ipynb"] != cpu[0]["02-Distill.ipynb"]
+    assert describe_minutes(load_config("smoke")) is None  # no typed-in guess where nothing was timed

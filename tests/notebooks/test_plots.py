@@ -61,10 +61,11 @@ def test_the_latency_takeaway_names_the_fastest_student_per_batch():
                            "speedup_vs_teacher": s, "status": "ok"} for m, p, b, v, s in
                           [("teacher", "fp32", 1, 20.0, 1.0), ("student-3L", "fp32", 1, 10.0, 2.0),
                            ("student-3L", "int8", 1, 6.0, 3.33), ("teacher", "fp32", 32, 400.0, 1.0),
-                           ("student-3L", "fp32", 32, 210.0, 1.9)]])
+                           ("student-3L", "fp32", 32, 210.0, 1.9), ("student-2L (untrained)", "fp32", 1, 5.0, 4.0)]])
     text = plots.latency_bars(bench).takeaway
-    assert "at batch 1 the fastest is student-3L int8 (6.0 ms, 3.33× the fp32 teacher)" in text
-    assert "at batch 32 the fastest is student-3L fp32 (210.0 ms, 1.90×" in text
+    assert "at batch 1 the fastest trained student is student-3L int8 (6.0 ms, 3.33× the fp32 teacher)" in text
+    assert "at batch 32 the fastest trained student is student-3L fp32 (210.0 ms, 1.90×" in text
+    assert "2L (untrained)" not in text  # timing only: never named the one to pick (issue 33)
 
 
 def test_the_sweep_takeaway_refuses_to_rank_inside_the_seed_noise():

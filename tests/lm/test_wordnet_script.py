@@ -1,0 +1,30 @@
+"""benchmarks/lm_wordnet.py --smoke: the whole experiment on a tiny teacher (CI installs wordnet-base)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "lm_wordnet.py"
+
+
+def test_the_wordnet_experiment_runs_every_student_regime_and_measure(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("lm_wordnet", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--smoke", "--root", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json"),
+            "--students", "random-1x64,cut-2", "--regimes", "ce,kd-forward", "--extra", "random-1x64:onpolicy-1.0"]
+    result = script.main(args)
+    runs = result["runs"]
+    assert set(runs) == {f"{s}|{r}|0" for s in ("random-1x64", "cut-2") for r in ("step0", "ce", "kd-forward")} | {
+        "random-1x64|onpolicy-1.0|0"}
+    assert runs["random-1x64|step0|0"]["steps"] == 0 and runs["random-1x64|ce|0"]["steps"] == 4
+    for r in runs.values():
+        assert 0 <= r["rouge_l"] <= 1 and 0 <= r["sense_coverage"] <= 1 and 0 <= r["sense_precision"] <= 1
+        assert len(r["exposure"]) == 6 and r["heldout_ppl"] > 1
+    # the untrained random student is worse than the trained one, and the cut student starts next to the teacher
+    assert runs["random-1x64|ce|0"]["heldout_ppl"] < runs["random-1x64|step0|0"]["heldout_ppl"]
+    assert runs["cut-2|step0|0"]["heldout_ppl"] < runs["random-1x64|step0|0"]["heldout_ppl"]
+    assert result["ngrams"]["tokens"] == result["teacher"]["tokens"]  # baselines on the model's own targets
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved["runs"]) == set(runs)
+    assert "| cut-2 | kd-forward | 1 |" in capsys.readouterr().out
