@@ -294,7 +294,8 @@ def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", re
     import dataclasses as dc
 
     from kdlab.distillation.custom import with_functions
-    from kdlab.distillation.training import distill, loss_for
+    from kdlab.distillation.losses import DistillationLoss
+    from kdlab.distillation.training import distill
 
     attempted = {}
     for name, fn in functions.items():
@@ -311,7 +312,7 @@ def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", re
         attempted[name] = fn
     small = race_data(cfg, data)
     cfg_r = dc.replace(cfg, eval_steps=None, logging_steps=max(1, min(cfg.logging_steps, 10)))
-    base = loss_for(cfg_r, variant)
+    base = DistillationLoss.from_config(cfg_r, variant)
     runs = {"kdlab": base}
     if attempted:
         runs["yours"] = with_functions(base, **attempted)

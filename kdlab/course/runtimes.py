@@ -16,7 +16,7 @@ from kdlab.course.reference import load_lab_timing
 
 SST2_TRAIN_ROWS = 67_349  # GLUE SST-2 train split
 PROFILE_FILE = "profile.json"  # in the runs folder: the profile the last notebook that chose one used
-GPU_PROFILES = ("full", "large2base")  # BERT-base/large on the Hub, FP16: on a CPU they would take hours
+GPU_PROFILES = ("class", "full", "large2base")  # BERT-base/large on the Hub, FP16: on a CPU they would take hours
 
 
 def chosen_profile(profile: str | None, runs_dir: str | None = None) -> tuple[str | None, str]:

@@ -43,10 +43,10 @@ def advanced_dir(cfg: KDConfig, method: str) -> Path:
 
 def base_encoder(cfg: KDConfig) -> str:
     """The pretrained encoder the profile's teacher was fine-tuned from (born-again students and mutual-learning
-    peers start from it): the packaged MiniLM, the tiny random BERT, or ``bert-base-uncased`` for `full`."""
+    peers start from it): the packaged MiniLM, the tiny random BERT, or ``bert-base-uncased`` for `full` and `class`."""
     if cfg.teacher in (MINILM_L6, TINY_RANDOM):
         return cfg.teacher
-    return "bert-base-uncased" if cfg.profile == "full" else cfg.teacher
+    return "bert-base-uncased" if cfg.profile in ("full", "class") else cfg.teacher
 
 
 def assistant_sizes(teacher_layers: int) -> tuple[int, int]:

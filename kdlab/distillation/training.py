@@ -189,7 +189,6 @@ def train_and_save(
     return TrainResult(model, metrics, trainer.state.log_history, Path(output_dir), seconds, resume_from, predictions)
 
 
-loss_for = DistillationLoss.from_config  # the name 02-Distill imports: loss_for(cfg, variant)
 
 
 CHECKPOINTS_ENV = "KDLAB_CHECKPOINTS_DIR"  # where checkpoints go when the runs folder must not hold them (Colab)

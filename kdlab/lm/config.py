@@ -203,6 +203,7 @@ def load_lm_config(profile: str | None = None, **overrides) -> LMConfig:
     import torch  # lazy: kdlab.lm.config loads without torch (the CLI's --help, the grader)
 
     name = profile or os.environ.get("KDLAB_PROFILE") or ("full" if torch.cuda.is_available() else "cpu")
+    name = "full" if name == "class" else name  # the lab's GPU profile: 07's GPU settings
     if name not in LM_PROFILES:
         raise KDLabError(f"profile {name!r} has no language-model settings: use one of {', '.join(LM_PROFILES)} "
                          "(PROFILE in the notebook's first cell, or KDLAB_PROFILE).")

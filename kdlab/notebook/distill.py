@@ -10,7 +10,7 @@ from kdlab.course.storage import drive_bytes, saved_models
 from kdlab.course.runtimes import describe_distill_estimate, distill_estimate
 from kdlab.display import report
 from kdlab.distillation.seeds import seed_table
-from kdlab.distillation.training import loss_for
+from kdlab.distillation.losses import DistillationLoss
 from kdlab.measurement.similarity import attention_kl_to_teacher
 from kdlab.metrics.classification import format_accuracy
 from kdlab.models.layers import num_heads
@@ -73,7 +73,7 @@ class DistillSteps(LabRun):
     def loss_terms(self, name: str = "minilm"):
         """The last logged values of each loss term of student ``name``, weighted and unweighted."""
         variant = (self.results.get("students") or {}).get(name, {}).get("variant", name)
-        return tables.loss_terms_table(steps.histories(self.cfg).get(name, []), loss_for(self.cfg, variant))
+        return tables.loss_terms_table(steps.histories(self.cfg).get(name, []), DistillationLoss.from_config(self.cfg, variant))
 
     def seeds(self):
         """The lab's students over ``num_seeds`` seeds (trained here), or where to find the measured spread."""

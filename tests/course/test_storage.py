@@ -14,7 +14,7 @@ def test_bert_parameter_counts_are_bert_bases():
     assert counts[12] == pytest.approx(109.5e6, rel=0.01) and counts[6] == pytest.approx(67.0e6, rel=0.01)
 
 
-@pytest.mark.parametrize("profile", ["full"])
+@pytest.mark.parametrize("profile", ["class", "full"])
 def test_a_whole_gpu_run_fits_the_drive_budget(profile):
     cfg = load_config(profile)
     params = bert_params_by_layers([12, cfg.student_layers, *cfg.extra_student_layers])

@@ -74,7 +74,20 @@ def test_default_profile_depends_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert load_config().profile == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert load_config().profile == "full"
+    assert load_config().profile == "class"  # the GPU default; `full` (the course text's setup) is opt-in
+
+
+def test_the_class_profile_is_the_transfer_set_setting_on_bert_base():
+    """Issue 32: on a GPU the default shows the lesson (a labelled subset + a transfer set), sized for a class period."""
+    from kdlab.course.runtimes import expected_minutes
+
+    cfg, full = load_config("class"), load_config("full")
+    assert (cfg.teacher, cfg.student_layers) == (full.teacher, full.student_layers) == (
+        "textattack/bert-base-uncased-SST-2", 6)
+    assert cfg.labelled_train_samples < cfg.max_train_samples
+    minutes, source = expected_minutes(cfg)
+    assert minutes["02-Distill.ipynb"][1] <= 10 and sum(hi for _, hi in minutes.values()) <= 25 and "T4" in source
+    assert expected_minutes(full)[0]["02-Distill.ipynb"][0] > 10
 
 
 def test_data_dir_from_environment(monkeypatch, tmp_path):

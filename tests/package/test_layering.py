@@ -21,7 +21,7 @@ PACKAGE = ROOT / "kdlab"
 GROUPS = {
     "package root": ("kdlab",),  # the version, KDLabError, and `from kdlab import Lab` (loaded when asked for)
     "foundation": ("kdlab.errors", "kdlab.artifacts", "kdlab.validation", "kdlab.environment",
-                   "kdlab.config"),
+                   "kdlab.config", "kdlab.profiles"),
     "data": ("kdlab.data",),
     "models": ("kdlab.models",),
     "metrics": ("kdlab.metrics",),

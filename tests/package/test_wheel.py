@@ -54,7 +54,9 @@ def test_kdlab_grade_says_how_to_install_the_grader_when_it_is_missing(tmp_path)
     student = tmp_path / "site"
     shutil.copytree(ROOT / "kdlab", student / "kdlab", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "subs" / "alice").mkdir(parents=True)
-    proc = subprocess.run([sys.executable, "-c", "import sys; sys.path[:0] = [sys.argv[1]]; from kdlab.cli import main;"
+    # sys.modules["kdlab_grader"] = None: no grader importable, as on a student's machine (CI's venv has it installed)
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.path[:0] = [sys.argv[1]]; "
+                           "sys.modules['kdlab_grader'] = None; from kdlab.cli import main;"
                            " raise SystemExit(main(['grade', sys.argv[2], '--sandbox', 'basic']))", str(student),
                            str(tmp_path / "subs")], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHONNOUSERSITE": "1"})
