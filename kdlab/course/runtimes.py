@@ -7,12 +7,21 @@ to `cpu` silently (whose runs would then lack 01's teacher).
 
 from __future__ import annotations
 
+import math
 import os
+import random
 from pathlib import Path
+
+import torch
 
 from kdlab.artifacts import read_json
 from kdlab.config import KDConfig, lab_relative
 from kdlab.course.reference import load_lab_timing
+from kdlab.data.sources import UNLABELLED
+from kdlab.measurement.calibration import median_step_seconds, step_seconds
+from kdlab.measurement.timing import torch_threads
+from kdlab.measurement.train_step import make_train_steps, training_batches
+from kdlab.models.student import build_student
 
 SST2_TRAIN_ROWS = 67_349  # GLUE SST-2 train split
 PROFILE_FILE = "profile.json"  # in the runs folder: the profile the last notebook that chose one used
@@ -55,7 +64,6 @@ def time_estimate(cfg: KDConfig, seconds: float | None = None, teacher_saved: bo
     reference = load_lab_timing().get(cfg.profile)
     if not reference:
         return None
-    from kdlab.measurement.calibration import step_seconds
 
     seconds = step_seconds(cfg) if seconds is None else seconds
     ratio = seconds / reference["step_seconds"]
@@ -84,7 +92,6 @@ def describe_estimate(found: dict) -> str:
 def padded_length(lengths: list[int], batch_size: int, max_length: int, draws: int = 50, seed: int = 0) -> int:
     """The mean padded length of a random batch of ``batch_size`` sentences (a batch pads to its longest row):
     the sequence length the estimate times. ``lengths``: token counts of the training sentences."""
-    import random
 
     rng = random.Random(seed)
     k = min(batch_size, len(lengths))
@@ -95,7 +102,6 @@ def padded_length(lengths: list[int], batch_size: int, max_length: int, draws: i
 def distill_plan(cfg: KDConfig, train_rows: int, labelled_rows: int) -> dict[str, tuple[str, int]]:
     """What 02 trains, as ``{run: (step kind, optimizer steps)}``: step kinds ``a`` (CE), ``c`` (Hinton),
     ``d`` (MiniLM) of ``kdlab.measurement.train_step.TRAIN_STEPS``. A CE student trains on the labelled rows only."""
-    import math
 
     def steps(rows: int, epochs: float) -> int:
         return math.ceil(rows / (cfg.batch_size * cfg.gradient_accumulation_steps)) * math.ceil(epochs)
@@ -115,15 +121,8 @@ def distill_estimate(cfg: KDConfig, teacher, tokenizer, train, steps: int = 4) -
     a student of the run's shape and batches of the data's padded length, and the minutes each of 02's runs takes:
     ``{"device", "seq_len", "step_seconds": {kind: s}, "runs": {run: minutes}, "total_minutes"}``. Training steps
     only: evaluation, saving and loading add a few percent."""
-    import statistics
-    import time
 
-    import torch
 
-    from kdlab.data.sources import UNLABELLED
-    from kdlab.measurement.timing import sync_for, torch_threads
-    from kdlab.measurement.train_step import make_train_steps, training_batches
-    from kdlab.models.student import build_student
 
     labels = list(train["label"])
     lengths = [len(ids) for ids in tokenizer(list(train["sentence"][:2000]), truncation=True,
@@ -136,18 +135,8 @@ def distill_estimate(cfg: KDConfig, teacher, tokenizer, train, steps: int = 4) -
         run = make_train_steps(teacher, student, device, naive=False)
         batches = training_batches(cfg.batch_size, seq, teacher.config.vocab_size, teacher.config.num_labels,
                                    device=run.device)
-        sync = sync_for(run.device)
         for kind in ("a", "c", "d"):
-            step = run.steps[kind]
-            step(batches[0])  # warm-up
-            times = []
-            for i in range(steps):
-                sync()
-                start = time.perf_counter()
-                step(batches[i % len(batches)])
-                sync()
-                times.append(time.perf_counter() - start)
-            seconds[kind] = statistics.median(times)
+            seconds[kind] = median_step_seconds(run, kind, batches, steps)
     plan = distill_plan(cfg, len(labels), sum(1 for y in labels if y != UNLABELLED))
     runs = {name: n * seconds[kind] / 60 for name, (kind, n) in plan.items()}
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"

@@ -37,14 +37,20 @@ def step_seconds(cfg: KDConfig, steps: int = CALIBRATION_STEPS) -> float:
     with torch_threads(cfg.num_threads):
         run = make_train_steps(teacher, student, device, naive=False)
         batches = training_batches(cfg.batch_size, CALIBRATION_SEQ, config.vocab_size, 2, device=run.device)
-        sync = sync_for(run.device)
-        step = run.steps["d"]  # the MiniLM step (TRAIN_STEPS)
-        step(batches[0])  # warm-up
-        times = []
-        for i in range(steps):
-            sync()
-            start = time.perf_counter()
-            step(batches[i % len(batches)])
-            sync()
-            times.append(time.perf_counter() - start)
+        return median_step_seconds(run, "d", batches, steps)  # the MiniLM step (TRAIN_STEPS)
+
+
+def median_step_seconds(run, kind: str, batches: list[dict], steps: int) -> float:
+    """Median seconds of ``steps`` calls of ``run.steps[kind]`` (``kdlab.measurement.train_step.TrainSteps``) over
+    ``batches`` in turn, after one warm-up call, with the device synchronised around each timed call."""
+    sync = sync_for(run.device)
+    step = run.steps[kind]
+    step(batches[0])  # warm-up
+    times = []
+    for i in range(steps):
+        sync()
+        start = time.perf_counter()
+        step(batches[i % len(batches)])
+        sync()
+        times.append(time.perf_counter() - start)
     return statistics.median(times)
