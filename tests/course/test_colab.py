@@ -27,7 +27,8 @@ def _first_code_cell(name):
 @pytest.fixture(autouse=True)
 def _no_leaked_checkpoint_folder(monkeypatch):
     """prepare() sets KDLAB_CHECKPOINTS_DIR to Colab's local disk: never let it reach the tests that follow."""
-    monkeypatch.delenv("KDLAB_CHECKPOINTS_DIR", raising=False)
+    monkeypatch.setenv("KDLAB_CHECKPOINTS_DIR", "-")  # recorded, so teardown restores what was there (nothing)
+    monkeypatch.delenv("KDLAB_CHECKPOINTS_DIR")
 
 
 @pytest.fixture
