@@ -28,6 +28,11 @@ class Saved:
     layers: int  # encoder layers (the teacher's for the teacher)
 
 
+def smaller_student_layers(cfg: KDConfig, teacher_layers: int) -> int:
+    """The challenges' smaller student: 4 layers under a deep teacher (``class``/``full``), else one layer fewer."""
+    return 4 if teacher_layers >= 8 else max(1, cfg.student_layers - 1)
+
+
 def saved_models(cfg: KDConfig, teacher_layers: int, teacher_saved: bool, race_yours: bool = True,
                  challenges: bool | None = None) -> list[Saved]:
     """Every model a run of 01–04 with ``cfg`` saves in the runs folder. ``teacher_saved``: 01 fine-tuned the
@@ -38,7 +43,7 @@ def saved_models(cfg: KDConfig, teacher_layers: int, teacher_saved: bool, race_y
     models += [Saved(f"students/{n}", cfg.student_layers) for n in names]
     models += [Saved(f"experiments/loss-race/{n}", cfg.student_layers) for n in ("kdlab", "yours")[:1 + race_yours]]
     if cfg.challenges if challenges is None else challenges:
-        smaller = 4 if teacher_layers >= 8 else max(1, cfg.student_layers - 1)  # Lab.smaller_student_layers
+        smaller = smaller_student_layers(cfg, teacher_layers)
         models += [Saved(f"experiments/temperature/T={t}", cfg.student_layers) for t in (1, 2, 4, 8, 16)]
         models += [Saved(f"experiments/alpha-beta/{i}", cfg.student_layers) for i in range(3)]
         models += [Saved(f"experiments/smaller/{smaller}L", smaller)]

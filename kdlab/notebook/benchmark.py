@@ -31,15 +31,18 @@ class BenchmarkSteps(LabRun):
 
     def lineup(self):
         """The models 04 times: the teacher, the MiniLM student and untrained students of the extra sizes."""
-        student, self._tokenizer, _ = steps.load_student(self.cfg, "minilm")
-        self._lineup = steps.benchmark_lineup(self.cfg, self.teacher, student)
         return pd.DataFrame([{"model": name, "layers": m.config.num_hidden_layers, "trained": "untrained" not in name}
-                             for name, m in self._lineup.items()])
+                             for name, m in self._lineup_models().items()])
+
+    def _lineup_models(self) -> dict:
+        """``{name: model}`` of ``lineup``, loaded once (the MiniLM student's tokenizer kept for real lengths)."""
+        if self._lineup is None:
+            student, self._tokenizer, _ = steps.load_student(self.cfg, "minilm")
+            self._lineup = steps.benchmark_lineup(self.cfg, self.teacher, student)
+        return self._lineup
 
     def _bench(self, **kwargs):
-        if not hasattr(self, "_lineup"):
-            self.lineup()
-        kwargs.setdefault("models", self._lineup)
+        kwargs.setdefault("models", self._lineup_models())
         kwargs.setdefault("warmup", self.cfg.bench_warmup)
         kwargs.setdefault("repeats", self.cfg.bench_repeats)
         return benchmark.benchmark_models(num_threads=self.cfg.num_threads, **kwargs)
@@ -50,14 +53,13 @@ class BenchmarkSteps(LabRun):
 
     def benchmark(self):
         """Latency P50/P95/P99, throughput, memory and size at batch 1 and 32, sequence length 128 (recorded)."""
-        self.bench = self._bench(batch_sizes=(1, 32), seq_len=128, precisions=self.precisions, device=self.device)
-        steps.record(self.cfg, benchmark=self.bench.to_dict(orient="records"))
-        return tables.benchmark_table(self.bench)
+        bench = self._bench(batch_sizes=(1, 32), seq_len=128, precisions=self.precisions, device=self.device)
+        steps.record(self.cfg, benchmark=bench.to_dict(orient="records"))
+        return tables.benchmark_table(bench)
 
     def benchmark_real_lengths(self):
         """The same at SST-2's real lengths (dev sentences, padded per batch), fp32 (recorded)."""
-        if not hasattr(self, "_lineup"):
-            self.lineup()
+        self._lineup_models()  # loads the student's tokenizer with it
         inputs = benchmark.real_length_inputs(self._tokenizer, list(self.data["validation"]["sentence"]),
                                               self.cfg.max_length)
         real = self._bench(batch_sizes=(1, 32), precisions=self.precisions[:1], device=self.device,
@@ -73,9 +75,7 @@ class BenchmarkSteps(LabRun):
         if missing:
             print(f"ONNX Runtime comparison skipped: it {missing}; then run this cell again.")
             return None
-        if not hasattr(self, "_lineup"):
-            self.lineup()
-        models = {name: m for name, m in self._lineup.items() if "untrained" not in name}
+        models = {name: m for name, m in self._lineup_models().items() if "untrained" not in name}
         onnx = self._bench(models=models, batch_sizes=ONNX_BATCHES, seq_len=min(ONNX_SEQ, self.cfg.max_length),
                            precisions=("fp32", "onnx"), device="cpu", measure_disk=False,
                            repeats=min(self.cfg.bench_repeats, ONNX_REPEATS),
@@ -97,7 +97,7 @@ class BenchmarkSteps(LabRun):
                              for name, m in int8.items()]).round(2)
 
     def latency_bars(self):
-        return plots.latency_bars(self.bench)
+        return plots.latency_bars(pd.DataFrame(self.results["benchmark"]))  # what 04's benchmark recorded
 
     def deployment_map(self):
         return plots.deployment_map(deployment.verdict(self.results))

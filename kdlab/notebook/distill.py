@@ -6,7 +6,7 @@ from IPython.display import display
 
 from kdlab import exercises, lab as steps, plots, tables
 from kdlab.course import reference
-from kdlab.course.storage import drive_bytes, saved_models
+from kdlab.course.storage import drive_bytes, saved_models, smaller_student_layers
 from kdlab.course.runtimes import describe_distill_estimate, distill_estimate
 from kdlab.display import report
 from kdlab.distillation.seeds import seed_table
@@ -137,7 +137,5 @@ class DistillSteps(LabRun):
               f"{drive_bytes(base, params) / 2**30:.2f} GiB")
 
     def smaller_student_layers(self) -> int:
-        """The challenges' smaller student: 4 layers under a deep teacher (``full``), else one layer fewer."""
-        if self.teacher.model.config.num_hidden_layers >= 8:
-            return 4
-        return max(1, self.cfg.student_layers - 1)
+        """The challenges' smaller student (``kdlab.course.storage.smaller_student_layers``)."""
+        return smaller_student_layers(self.cfg, self.teacher.model.config.num_hidden_layers)

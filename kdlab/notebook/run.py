@@ -21,6 +21,8 @@ class LabRun:
         self._data = None
         self._students: dict | None = None
         self._evals: dict | None = None
+        self._lineup: dict | None = None  # 04's models, loaded once
+        self._tokenizer = None
         print(f"profile = {self.cfg.profile}   artifacts → {self.cfg.run_dir()}")
         print(describe_minutes(self.cfg) or f"time: the `{self.cfg.profile}` profile has no timed or estimated run")
 
