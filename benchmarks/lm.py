@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdlab import lm_lab  # noqa: E402
+from kdlab import lm_lab, lm_tables  # noqa: E402
 from kdlab.lm import evaluation  # noqa: E402
 from kdlab.measurement.records import append_markdown, markdown_table, report_header  # noqa: E402
 
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
                "settings": trl_check.same_settings_as_kdlab(ctx)}
         print(f"TRL GKDTrainer seed {seeds[0]}: perplexity {trl_ppl:.2f} in {rec['train_seconds']:.0f} s; kdlab "
               f"onpolicy {mine['metrics']['perplexity']:.2f} in {mine['train_seconds']:.0f} s", flush=True)
-    speed = lm_lab.speed_table(ctx, lm_lab.load_student(ctx, "kd-forward" if "kd-forward" in cfg.regimes
+    speed = lm_tables.speed_table(ctx, lm_lab.load_student(ctx, "kd-forward" if "kd-forward" in cfg.regimes
                                                         else cfg.regimes[0], seeds[0]))
     regimes = regime_rows(records, teacher)
     pairs = pair_rows(nll, counts, records)

@@ -178,7 +178,7 @@ def lm_answers(run_dir: str | Path) -> dict[str, str]:
     import statistics
 
     metrics: dict[str, list[dict]] = {}
-    for path in sorted((Path(run_dir) / "lm" / "students").glob("*/seed-*/kdlab.json")):
+    for path in sorted((Path(run_dir) / "lm" / "students").glob("**/seed-*/kdlab.json")):
         record = json.loads(path.read_text())
         metrics.setdefault(record["regime"], []).append(record["metrics"])
     if "ce" not in metrics or "kd-forward" not in metrics:

@@ -4,13 +4,14 @@
 >>> cfg = lm_lab.setup("cpu")
 >>> ctx = lm_lab.prepare(cfg)                  # text, tokenizer, teacher (trained here or loaded), examples
 >>> rows = lm_lab.train_regimes(ctx)            # every regime of cfg.regimes, same steps, same seed
->>> lm_lab.regimes_table(rows)
+>>> lm_tables.regimes_table(rows)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class Context:
     rows: int  # logit columns that mean tokens
     device: torch.device
     teacher_record: dict
+    prompts: list[str] | None = None  # wordnet: prompts of the students' own lemmas (the response measures)
+    senses: dict[str, list[str]] | None = None  # wordnet: prompt → the definitions of its senses
 
 
 def setup(profile: str | None = None, **overrides) -> LMConfig:
@@ -83,7 +86,15 @@ def prepare(cfg: LMConfig, train_teacher: bool = True) -> Context:
     if cfg.student_init == "cut" and cfg.student_layers > models.depth(teacher):
         raise KDLabError(f"student_layers={cfg.student_layers} is deeper than the teacher's {models.depth(teacher)} "
                          "blocks: choose fewer.")
-    return Context(cfg, tokenizer, teacher.to(device).eval(), train, heldout, collator, rows, device, record)
+    prompts = senses = None
+    if cfg.corpus == "wordnet":
+        from kdlab.lm import wordnet
+
+        senses = wordnet.senses_of_texts(texts["train"])
+        seen = cfg.train_texts or len(texts["train"])
+        prompts = wordnet.whole_prompts(texts["train"], seen)[: cfg.response_prompts]
+    return Context(cfg, tokenizer, teacher.to(device).eval(), train, heldout, collator, rows, device, record,
+                   prompts, senses)
 
 
 def _train_teacher(cfg, tokenizer, texts, folder: Path, settings: dict, device) -> dict:
@@ -92,8 +103,9 @@ def _train_teacher(cfg, tokenizer, texts, folder: Path, settings: dict, device) 
     model = models.teacher_from_config(cfg, tokenizer)
     data = corpus.examples(texts["train"], tokenizer, cfg)
     collator = corpus.Collator(tokenizer.pad_token_id)
-    steps = max(1, round(cfg.teacher_epochs * len(data) / (cfg.batch_size * cfg.gradient_accumulation_steps)))
-    teacher_cfg = dataclasses.replace(cfg, seed=cfg.teacher_seed)
+    batch = cfg.teacher_batch_size or cfg.batch_size
+    steps = max(1, round(cfg.teacher_epochs * len(data) / (batch * cfg.gradient_accumulation_steps)))
+    teacher_cfg = dataclasses.replace(cfg, seed=cfg.teacher_seed, batch_size=batch)
     model, record = train(model, teacher_cfg, "ce", data, collator, len(tokenizer), folder.parent / ".teacher-work",
                           tokenizer=tokenizer, learning_rate=cfg.teacher_learning_rate, max_steps=steps,
                           warmup_steps=max(1, steps // 20), name="teacher")
@@ -106,11 +118,25 @@ def _train_teacher(cfg, tokenizer, texts, folder: Path, settings: dict, device) 
     return record
 
 
+def ngram_baselines(ctx: Context) -> dict:
+    """Unigram and bigram perplexities (``kdlab.lm.measures.ngram_perplexities``) counted on the teacher's training
+    text and scored on the students' held-out targets (a prompt → response corpus: the responses only), with
+    ``train_examples``: what a teacher must beat clearly to be worth distilling."""
+    from kdlab.lm import measures
+
+    train_all = corpus.examples(corpus.load_texts(ctx.cfg)["train"], ctx.tokenizer, ctx.cfg)
+    starts = ctx.heldout["prompt_length"] if "prompt_length" in ctx.heldout.column_names else None
+    out = measures.ngram_perplexities(train_all["input_ids"], ctx.heldout["input_ids"], ctx.rows, starts)
+    return {**out, "train_examples": len(train_all)}
+
+
 def teacher_summary(ctx: Context):
-    """One-row table: the teacher's shape, how it was made, its held-out perplexity."""
+    """One-row table: the teacher's shape, how it was made, its held-out perplexity, and beside it (a teacher
+    trained here) the unigram and bigram baselines on the same targets (``ngram_baselines``)."""
     import pandas as pd
 
     ppl = evaluation.perplexity(ctx.teacher, ctx.heldout, ctx.collator, ctx.rows, device=ctx.device)
+    ngrams = ngram_baselines(ctx) if ctx.cfg.teacher == "train" else None
     rec = ctx.teacher_record
     return pd.DataFrame([{
         "teacher": ctx.cfg.teacher if ctx.cfg.teacher != "train" else "GPT-2-shaped, trained here",
@@ -118,6 +144,8 @@ def teacher_summary(ctx: Context):
         "vocabulary": len(ctx.tokenizer), "train_examples": len(ctx.train), "heldout_tokens": ppl["tokens"],
         "heldout_perplexity": round(ppl["perplexity"], 2),
         "train_minutes": round(rec.get("train_seconds", 0) / 60, 1) if rec.get("trained_here") else None,
+        **({"bigram_perplexity": round(ngrams["bigram"], 1), "unigram_perplexity": round(ngrams["unigram"], 1)}
+           if ngrams else {}),
     }])
 
 
@@ -237,21 +265,32 @@ def step0_metrics(ctx: Context, seed: int | None = None) -> dict:
 
 def student_metrics(ctx: Context, model, seed: int) -> dict:
     """Held-out perplexity, and the student's samples from held-out prompts: the teacher's NLL of them, distinct-1/2,
-    mean length (``kdlab.lm.evaluation``)."""
+    mean length (``kdlab.lm.evaluation``); on prompt → response text (wordnet) also ROUGE-L of greedy responses,
+    sense coverage / precision and the exposure curve (``kdlab.lm.responses``)."""
     cfg = ctx.cfg
-    ppl = evaluation.perplexity(model, ctx.heldout, ctx.collator, ctx.rows, device=ctx.device)
+    sums, counts = evaluation.per_example_nll(model, ctx.heldout, ctx.collator, ctx.rows, device=ctx.device)
+    nll = sum(sums) / max(1, sum(counts))
+    ppl = {"nll": nll, "perplexity": math.exp(nll), "tokens": int(sum(counts))}
     prompts = corpus.prompts(ctx.heldout, cfg.prompt_tokens, cfg.num_samples)
     samples = generation.sample(model, prompts, cfg.max_new_tokens, ctx.tokenizer.eos_token_id,
                                 ctx.tokenizer.pad_token_id, seed=10_000 + seed)
     length = len(prompts[0])
     continuations = [generation.continuation(s, length, ctx.tokenizer.eos_token_id) for s in samples]
-    return {"perplexity": ppl["perplexity"], "nll": ppl["nll"], "heldout_tokens": ppl["tokens"],
-            "teacher_nll_of_samples": evaluation.teacher_nll(ctx.teacher, samples, length, ctx.rows,
-                                                             ctx.tokenizer.pad_token_id),
-            "distinct_1": evaluation.distinct_n(continuations, 1), "distinct_2": evaluation.distinct_n(continuations, 2),
-            "mean_length": evaluation.mean_length(continuations),
-            "samples": [ctx.tokenizer.decode(s[length:], skip_special_tokens=True) for s in samples[:8]],
-            "prompts": [ctx.tokenizer.decode(p, skip_special_tokens=True) for p in prompts[:8]]}
+    out = {"perplexity": ppl["perplexity"], "nll": ppl["nll"], "heldout_tokens": ppl["tokens"], "nll_sums": sums,
+           "teacher_nll_of_samples": evaluation.teacher_nll(ctx.teacher, samples, length, ctx.rows,
+                                                            ctx.tokenizer.pad_token_id),
+           "distinct_1": evaluation.distinct_n(continuations, 1), "distinct_2": evaluation.distinct_n(continuations, 2),
+           "mean_length": evaluation.mean_length(continuations),
+           "samples": [ctx.tokenizer.decode(s[length:], skip_special_tokens=True) for s in samples[:8]],
+           "prompts": [ctx.tokenizer.decode(p, skip_special_tokens=True) for p in prompts[:8]]}
+    if ctx.prompts:  # prompt → response text (wordnet): the measures that tell the regimes apart
+        from kdlab.lm.responses import response_scores
+
+        out.update(response_scores(model, ctx.teacher, ctx.tokenizer, ctx.prompts, ctx.senses, ctx.rows,
+                                   samples=cfg.samples_per_prompt, max_new_tokens=cfg.max_new_tokens, seed=seed))
+        out["samples"] = [response for _, response in out["examples"]]
+        out["prompts"] = [prompt for prompt, _ in out["examples"]]
+    return out
 
 
 def teacher_metrics(ctx: Context, seed: int = 0) -> dict:
@@ -271,138 +310,7 @@ def train_regimes(ctx: Context, regimes=None, seeds=None) -> list[dict]:
     return out
 
 
-def regimes_table(records: list[dict], teacher: dict | None = None):
-    """One row per regime (mean over the seeds given): held-out perplexity, teacher NLL of samples, distinct-2,
-    train time; the teacher's own row first when given."""
-    import pandas as pd
-
-    rows = []
-    if teacher:
-        rows.append({"regime": "teacher", "what": "the teacher itself", "seeds": 1,
-                     "perplexity": round(teacher["perplexity"], 2),
-                     "teacher_nll_of_samples": round(teacher["teacher_nll_of_samples"], 3),
-                     "distinct_2": round(teacher["distinct_2"], 3), "train_s": None})
-    frame = pd.DataFrame([{"regime": r["regime"], "seed": r["seed"], **{k: r["metrics"][k] for k in
-                           ("perplexity", "teacher_nll_of_samples", "distinct_2")}, "train_s": r["train_seconds"]}
-                          for r in records])
-    for regime, group in frame.groupby("regime", sort=False):
-        rows.append({"regime": regime, "what": REGIMES[regime], "seeds": len(group),
-                     "perplexity": round(group["perplexity"].mean(), 2),
-                     "teacher_nll_of_samples": round(group["teacher_nll_of_samples"].mean(), 3),
-                     "distinct_2": round(group["distinct_2"].mean(), 3), "train_s": round(group["train_s"].mean(), 1)})
-    return pd.DataFrame(rows)
-
-
-def samples_table(records: list[dict], n: int = 4):
-    """The first ``n`` held-out prompts and each regime's continuation (seed ``records[0]``'s)."""
-    import pandas as pd
-
-    first = {}
-    for r in records:
-        first.setdefault(r["regime"], r)
-    prompts = next(iter(first.values()))["metrics"]["prompts"][:n]
-    return pd.DataFrame([{"prompt": p, **{regime: r["metrics"]["samples"][i] for regime, r in first.items()}}
-                         for i, p in enumerate(prompts)])
-
-
-def speed_table(ctx: Context, student) -> object:
-    """Parameters, MB and forward tokens/s at the training batch shape for the teacher and one student."""
-    import pandas as pd
-
-    seq = min(ctx.cfg.context, 64)
-    rows = []
-    for name, model in (("teacher", ctx.teacher), (f"student ({models.depth(student)} blocks)", student)):
-        rows.append({"model": name, "blocks": models.depth(model), "parameters_M": round(models.parameters(model) / 1e6, 2),
-                     "MB": round(evaluation.disk_megabytes(model), 1),
-                     "forward_tokens_per_s": round(evaluation.forward_tokens_per_second(model, ctx.cfg.batch_size, seq))})
-    frame = pd.DataFrame(rows)
-    frame["speedup"] = (frame["forward_tokens_per_s"] / frame["forward_tokens_per_s"].iloc[0]).round(2)
-    return frame
-
-
-def settings_table(cfg: LMConfig):
-    """The settings a student sees in the notebook, one per row."""
-    import pandas as pd
-
-    rows = {
-        "profile": cfg.profile,
-        "teacher": cfg.teacher if cfg.teacher != "train" else
-        f"trained here: {cfg.teacher_layers} blocks × {cfg.teacher_width}, {cfg.teacher_heads} heads, "
-        f"{cfg.teacher_epochs:g} epochs",
-        "text": {"sst2": "SST-2's whole training sentences (held out: its dev sentences)",
-                 "wikitext": "WikiText-103 (held out: its test split)",
-                 "synthetic": "synthetic sentences (smoke)"}[cfg.corpus],
-        "tokenizer": "the teacher's" if cfg.tokenizer == "teacher" else f"byte-level BPE, {cfg.vocab_size} tokens, trained here",
-        "context (tokens)": cfg.context,
-        "student blocks": cfg.student_layers,
-        "regimes": ", ".join(cfg.regimes),
-        "steps per student (every regime)": cfg.student_steps,
-        "batch size × accumulation": f"{cfg.batch_size} × {cfg.gradient_accumulation_steps}",
-        "learning rate (cosine)": cfg.learning_rate,
-        "temperature T": cfg.temperature,
-        "JSD β (0 forward, 1 reverse)": cfg.jsd_beta,
-        "on-policy share λ": cfg.lmbda,
-        "cached top-k": cfg.top_k,
-        "prompt tokens + new tokens": f"{cfg.prompt_tokens} + {cfg.max_new_tokens}",
-        "seed": cfg.seed,
-    }
-    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="setting"))
-
-
-def vocabulary_checks(ctx: Context):
-    """What the pair checks say, on three cases built from this run's teacher: the real pair (passes), a teacher
-    whose output layer is padded past the tokenizer (handled: the extra rows are left out of every softmax), and a
-    student tokenizer trained on other text (refused, naming what differs)."""
-    import pandas as pd
-
-    rows = []
-    student = models.cut_student(ctx.teacher, ctx.cfg.student_layers, ctx.cfg.layer_map)
-    rows.append({"case": "the student cut from this teacher",
-                 "result": f"ok: both use {models.check_pair(ctx.teacher, student, ctx.tokenizer)} logit columns"})
-    padded = copy_model(ctx.teacher)
-    padded.resize_token_embeddings(len(ctx.tokenizer) + 64)
-    rows.append({"case": f"a teacher with {models.output_rows(padded)} output rows for {len(ctx.tokenizer)} tokens "
-                         "(padded, as Qwen2.5's 151,936 vs 152,064)",
-                 "result": f"handled: the losses use the first {models.usable_rows(padded, ctx.tokenizer)} columns"})
-    other = corpus.train_tokenizer(["a different corpus makes a different vocabulary"] * 50, 300)
-    try:
-        models.check_tokenizers(ctx.tokenizer, other)
-        message = "not refused (unexpected)"
-    except KDLabError as exc:
-        message = f"refused: {exc}"
-    rows.append({"case": "a student tokenizer trained on other text", "result": message})
-    return pd.DataFrame(rows)
-
-
-def copy_model(model):
-    import copy
-
-    return copy.deepcopy(model)
-
-
 def load_student(ctx: Context, regime: str, seed: int | None = None):
     """A trained student (``train_student`` first), evaluation mode, on the run's device."""
     record = train_student(ctx, regime, seed)
     return record["model"]
-
-
-def cache_table(ctx: Context, records: list[dict]):
-    """The cached teacher against the live one: bytes per token on disk, seconds per step with and without the
-    teacher's forward, held-out perplexity with the top-k cache and with full distributions."""
-    import pandas as pd
-
-    store = teacher_cache(ctx)
-    by = {r["regime"]: r for r in records if r["seed"] == ctx.cfg.seed}
-    rows = []
-    for regime, what in (("kd-forward", "live teacher, full distribution"),
-                         ("kd-cached", f"cached teacher, top-{store.k} + rest")):
-        if regime in by:
-            r = by[regime]
-            rows.append({"regime": regime, "teacher": what, "seconds_per_step": round(r["train_seconds"] / r["steps"], 3),
-                         "perplexity": round(r["metrics"]["perplexity"], 2)})
-    frame = pd.DataFrame(rows)
-    info = store.info
-    frame.attrs["cache"] = info
-    print(f"cache: {info['tokens']:,} target tokens, {info['bytes'] / 2**20:.1f} MiB, "
-          f"{info['bytes_per_token']:.0f} bytes per token (k = {info['k']}); built in {info.get('seconds', 0):.0f} s")
-    return frame

@@ -39,7 +39,7 @@ def mode_seeking():
 
 
 def lm_regimes(table):
-    """Each regime's held-out perplexity against the teacher's NLL of its samples (``lm_lab.regimes_table``):
+    """Each regime's held-out perplexity against the teacher's NLL of its samples (``lm_tables.regimes_table``):
     down-left is better on both."""
     fig, ax = plt.subplots(figsize=(6.8, 4.0))
     for _, row in table.iterrows():

@@ -45,6 +45,7 @@ class LMConfig:
     teacher_heads: int = 4
     teacher_epochs: float = 1.0  # with teacher="train": passes over the corpus's training text
     teacher_learning_rate: float = 1e-3
+    teacher_batch_size: int | None = None  # with teacher="train": its batch (None = batch_size)
     teacher_seed: int = 0  # with teacher="train": one teacher for every student seed
     student_layers: int = 6  # the student: this many blocks (cut: of the teacher's, copied)
     student_init: str = "cut"  # "cut" (the teacher's blocks, as DistilGPT2) or "random" (from nothing)
@@ -80,6 +81,8 @@ class LMConfig:
     prompt_tokens: int = 4  # prompts are the first tokens of a text
     max_new_tokens: int = 32
     num_samples: int = 128  # student samples scored by the teacher, and for distinct-n
+    response_prompts: int = 48  # wordnet: prompts of the students' own lemmas for the response measures
+    samples_per_prompt: int = 8  # wordnet: sampled responses per prompt (sense coverage / precision, exposure)
     seqkd_texts: int | None = None  # teacher generations for sequence-level KD (None = student_steps × batch)
     seqkd_decoding: str = "greedy"  # "greedy" (Kim & Rush's mode approximation) or "sample" (TRL GKD's seq_kd)
     # --- run ------------------------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ class LMConfig:
                              "own.")
         for name in ("student_layers", "teacher_layers", "teacher_width", "teacher_heads", "context", "student_steps",
                      "batch_size", "gradient_accumulation_steps", "top_k", "prompt_tokens", "max_new_tokens",
-                     "num_samples", "logging_steps"):
+                     "num_samples", "logging_steps", "response_prompts", "samples_per_prompt"):
             if getattr(self, name) < 1:
                 raise KDLabError(f"{name}={getattr(self, name)} must be at least 1.")
         if self.teacher_width % self.teacher_heads:
@@ -149,24 +152,37 @@ LM_PROFILES: dict[str, dict] = {
     # GPU / Colab: GPT-2 (124M, Hub) and a 6-block student cut from its alternate blocks (as DistilGPT2's), on
     # WikiText-103 from the Hub. Perplexity on non-overlapping 512-token blocks of the test split (see evaluation).
     "full": {},
-    # 2 CPU cores, offline: a 4-block GPT-2-shaped teacher (192 wide) trained here on SST-2's training sentences
-    # (the 6,885 whole review sentences of its 67k phrases: text no model here has seen) with a 4,096-token BPE
-    # trained on them; 2-block students that see only 1,000 of those sentences (the teacher knows more text than
-    # the student has: what a teacher's distributions can add); held out: the 872 dev sentences.
+    # 2 CPU cores, offline: WordNet's glosses as prompt → response pairs ("bank (n): <a definition>", several real
+    # answers per prompt; kdlab.lm.wordnet, `apt-get install wordnet-base`), a 2,048-token BPE trained on them. The
+    # teacher (4 blocks × 256) is trained here once on all 15,824 training entries (random batches of 64), the
+    # students start from nothing (2 blocks × 128, random init) and see 4,000 of those entries (whole lemmas): the
+    # teacher knows more text than the student has. Held out: 5% of the lemmas, whole (never seen defined).
     "cpu": {
         "teacher": "train",
-        "teacher_width": 192,
+        "teacher_width": 256,
+        "teacher_heads": 4,
         "teacher_epochs": 5.0,
-        "train_texts": 1000,
+        "teacher_learning_rate": 2e-3,
+        "teacher_batch_size": 64,
+        "train_texts": 4000,
         "tokenizer": "train",
-        "corpus": "sst2",
-        "context": 64,
+        "corpus": "wordnet",
+        "vocab_size": 2048,
+        "context": 48,
+        "student_init": "random",
         "student_layers": 2,
+        "student_width": 128,
+        "student_heads": 4,
         "student_steps": 300,
         "batch_size": 32,
-        "learning_rate": 1e-3,
-        "warmup_steps": 20,
-        "max_new_tokens": 24,
+        "learning_rate": 2e-3,
+        "warmup_steps": 15,
+        "prompt_tokens": 1,
+        "max_new_tokens": 16,
+        "num_samples": 64,
+        "response_prompts": 48,
+        "samples_per_prompt": 8,
+        "logging_steps": 25,
     },
     # Seconds, for CI: the same code path on a tiny teacher and synthetic sentences.
     "smoke": {

@@ -31,6 +31,7 @@ def load_texts(cfg: LMConfig) -> dict[str, list[str]]:
         from kdlab.lm import wordnet
 
         parts = wordnet.split(wordnet.entries())
+        parts["train"] = wordnet.by_lemma(parts["train"])  # the first train_texts entries: whole lemmas
         texts = {split: [e.text for e in values] for split, values in parts.items()}
     elif cfg.corpus == "synthetic":
         from kdlab.data.synthetic import synthetic_sst2

@@ -5,7 +5,8 @@
 - ``teacher/``: the teacher and its tokenizer, ``kdlab.json`` with the settings it was trained with;
 - ``seqkd/<key>.json``: the teacher's generations for sequence-level KD;
 - ``cache-k<k>/``: the teacher's top-k distributions (``kdlab.lm.cache``);
-- ``students/<regime>/seed-<s>/``: a student (model + ``kdlab.json``: its settings, training record, metrics).
+- ``students/<shape>/<regime>/seed-<s>-<key>/``: a student (model + ``kdlab.json``: its settings, training record,
+  metrics); ``<shape>`` (``student_shape``) tells students of other sizes or starts apart (the capacity gap).
 
 A saved teacher or student is reused only when every setting it depends on is the same (``teacher_settings``,
 ``student_settings``, both holding ``CODE_VERSION``); otherwise it is trained again and replaced whole
@@ -23,10 +24,10 @@ from pathlib import Path
 from kdlab.lm.config import LMConfig
 
 # Raise when a change to the code changes what a saved model or a saved metric means (a loss, a measure, the data).
-CODE_VERSION = "lm-2026-12-06"
+CODE_VERSION = "lm-2026-12-06b"  # b: random batches, WordNet lemmas grouped, response measures
 TEACHER_FIELDS = ("teacher", "teacher_layers", "teacher_width", "teacher_heads", "teacher_epochs",
-                  "teacher_learning_rate", "teacher_seed", "corpus", "data", "tokenizer", "vocab_size", "context",
-                  "batch_size")
+                  "teacher_learning_rate", "teacher_batch_size", "teacher_seed", "corpus", "data", "tokenizer",
+                  "vocab_size", "context", "batch_size")
 STUDENT_FIELDS = ("student_init", "student_width", "student_heads", "student_layers", "layer_map", "student_steps", "batch_size", "gradient_accumulation_steps",
                   "learning_rate", "warmup_steps", "train_texts", "ce_weight")
 _T = ("temperature", "temperature_convention")
@@ -37,7 +38,8 @@ REGIME_FIELDS = {
     "onpolicy": (*_T, "jsd_beta", "lmbda", "onpolicy_loss", "prompt_tokens", "max_new_tokens"),
 }
 # Every setting that changes a student's metrics (kdlab.lm_lab.student_metrics) without changing the student.
-METRIC_FIELDS = ("eval_texts", "num_samples", "prompt_tokens", "max_new_tokens")
+METRIC_FIELDS = ("eval_texts", "num_samples", "prompt_tokens", "max_new_tokens", "response_prompts",
+                 "samples_per_prompt")
 
 
 def teacher_settings(cfg: LMConfig) -> dict:
@@ -64,8 +66,18 @@ def teacher_dir(cfg: LMConfig) -> Path:
     return cfg.run_dir() / "teacher"
 
 
+def student_shape(cfg: LMConfig) -> str:
+    """``random-2x128`` (from nothing: blocks × width) or ``cut-2`` (blocks cut from the teacher)."""
+    if cfg.student_init == "random":
+        return f"random-{cfg.student_layers}x{cfg.student_width}"
+    return f"cut-{cfg.student_layers}"
+
+
 def student_dir(cfg: LMConfig, regime: str, seed: int) -> Path:
-    return cfg.run_dir() / "students" / regime / f"seed-{seed}"
+    """``students/<shape>/<regime>/seed-<s>-<key>``: the key of its settings (``student_settings``) keeps a sweep's
+    students (another T, λ, w) beside the default one instead of replacing it."""
+    tag = key(student_settings(cfg, regime, seed))[:8]
+    return cfg.run_dir() / "students" / student_shape(cfg) / regime / f"seed-{seed}-{tag}"
 
 
 def saved(folder: Path, settings: dict) -> dict | None:

@@ -140,6 +140,38 @@ def split(found: list[Entry], share: float = 0.05) -> dict[str, list[Entry]]:
             "validation": [e for e in found if held_out(e, share)]}
 
 
+def by_lemma(found: list[Entry], seed: int = 0) -> list[Entry]:
+    """The entries with each (lemma, pos)'s senses next to each other, the lemmas in a fixed shuffled order
+    (``seed``): the first N entries are then (nearly) whole lemmas from all over the alphabet — what a student that
+    sees "a subset of the text" gets (``train_texts``), every sense of its lemmas included."""
+    import random
+
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for e in found:
+        groups.setdefault((e.lemma, e.pos), []).append(e)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    return [e for k in keys for e in groups[k]]
+
+
+def whole_prompts(texts: list[str], n: int) -> list[str]:
+    """The prompts (``"bank (n):"``) whose every text lies among the first ``n`` of ``texts`` (whole lemmas: a
+    student that saw them saw every sense), in order."""
+    heads = [t.partition(": ")[0] + ":" for t in texts]
+    outside = set(heads[n:])
+    return [h for h in dict.fromkeys(heads[:n]) if h not in outside]
+
+
+def senses_of_texts(texts: list[str]) -> dict[str, list[str]]:
+    """Prompt → its definitions, from ``"<prompt>: <definition>"`` texts (as ``senses_by_prompt``)."""
+    out: dict[str, list[str]] = {}
+    for t in texts:
+        head, sep, definition = t.partition(": ")
+        if sep:
+            out.setdefault(head + ":", []).append(definition)
+    return out
+
+
 def senses_by_prompt(found: list[Entry]) -> dict[str, list[str]]:
     """Prompt → the definitions of its senses (the references of the sense measures)."""
     out: dict[str, list[str]] = {}

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from kdlab import lm_lab
+from kdlab import lm_lab, lm_tables
 
 
 def test_a_student_is_reused_only_with_the_same_settings(lm_ctx):
@@ -19,24 +19,24 @@ def test_a_student_is_reused_only_with_the_same_settings(lm_ctx):
 
 def test_the_tables_the_notebook_shows(lm_ctx):
     records = lm_lab.train_regimes(lm_ctx, ["ce", "kd-forward", "kd-cached"], seeds=[7, 8])
-    table = lm_lab.regimes_table(records, lm_lab.teacher_metrics(lm_ctx))
+    table = lm_tables.regimes_table(records, lm_lab.teacher_metrics(lm_ctx))
     assert list(table["regime"]) == ["teacher", "ce", "kd-forward", "kd-cached"]
     assert list(table["seeds"]) == [1, 2, 2, 2]
     ce = [r["metrics"]["perplexity"] for r in records if r["regime"] == "ce"]
     assert table.loc[table["regime"] == "ce", "perplexity"].item() == pytest.approx(sum(ce) / 2, abs=0.01)
     seed7 = dataclasses.replace(lm_ctx, cfg=dataclasses.replace(lm_ctx.cfg, seed=7))  # the table reads cfg.seed's
-    cache = lm_lab.cache_table(seed7, records)
+    cache = lm_tables.cache_table(seed7, records)
     assert list(cache["regime"]) == ["kd-forward", "kd-cached"] and cache.attrs["cache"]["k"] == lm_ctx.cfg.top_k
-    samples = lm_lab.samples_table(records, n=2)
+    samples = lm_tables.samples_table(records, n=2)
     assert list(samples.columns) == ["prompt", "ce", "kd-forward", "kd-cached"] and len(samples) == 2
-    settings = lm_lab.settings_table(lm_ctx.cfg)
+    settings = lm_tables.settings_table(lm_ctx.cfg)
     assert settings.loc["student blocks", "value"] == str(lm_ctx.cfg.student_layers)
-    speed = lm_lab.speed_table(lm_ctx, lm_lab.load_student(lm_ctx, "ce", 7))
+    speed = lm_tables.speed_table(lm_ctx, lm_lab.load_student(lm_ctx, "ce", 7))
     assert speed["speedup"].iloc[0] == 1.0 and speed["parameters_M"].iloc[1] < speed["parameters_M"].iloc[0]
 
 
 def test_the_vocabulary_checks_pass_handle_and_refuse(lm_ctx):
-    checks = lm_lab.vocabulary_checks(lm_ctx)
+    checks = lm_tables.vocabulary_checks(lm_ctx)
     results = list(checks["result"])
     assert results[0].startswith("ok") and results[1].startswith("handled") and results[2].startswith("refused")
 

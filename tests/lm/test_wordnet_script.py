@@ -12,11 +12,12 @@ def test_the_wordnet_experiment_runs_every_student_regime_and_measure(tmp_path, 
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     args = ["--smoke", "--root", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json"),
-            "--students", "random-1x64,cut-2", "--regimes", "ce,kd-forward", "--extra", "random-1x64:onpolicy-1.0"]
+            "--students", "random-1x64,cut-2", "--regimes", "ce,kd-forward",
+            "--extra", "random-1x64:onpolicy@lmbda=1;random-1x64:kd-forward@temperature=2"]
     result = script.main(args)
     runs = result["runs"]
     assert set(runs) == {f"{s}|{r}|0" for s in ("random-1x64", "cut-2") for r in ("step0", "ce", "kd-forward")} | {
-        "random-1x64|onpolicy-1.0|0"}
+        "random-1x64|onpolicy@lmbda=1|0", "random-1x64|kd-forward@temperature=2|0"}
     assert runs["random-1x64|step0|0"]["steps"] == 0 and runs["random-1x64|ce|0"]["steps"] == 4
     for r in runs.values():
         assert 0 <= r["rouge_l"] <= 1 and 0 <= r["sense_coverage"] <= 1 and 0 <= r["sense_precision"] <= 1
@@ -27,4 +28,7 @@ def test_the_wordnet_experiment_runs_every_student_regime_and_measure(tmp_path, 
     assert result["ngrams"]["tokens"] == result["teacher"]["tokens"]  # baselines on the model's own targets
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved["runs"]) == set(runs)
-    assert "| cut-2 | kd-forward | 1 |" in capsys.readouterr().out
+    assert runs["random-1x64|kd-forward@temperature=2|0"]["heldout_ppl"] != runs["random-1x64|kd-forward|0"]["heldout_ppl"]
+    printed = capsys.readouterr().out
+    assert "| cut-2 | kd-forward | 1 |" in printed and "| bigram (Witten–Bell) |" in printed
+    assert "| random-1x64 | kd-forward@temperature=2 | kd-forward | 1 |" in printed  # the paired T row

@@ -31,7 +31,7 @@ GROUPS = {
     "compression": ("kdlab.compression",),
     "exercises": ("kdlab.exercises",),
     "course": ("kdlab.course",),
-    "notebooks": ("kdlab.notebook", "kdlab.lab", "kdlab.lm_lab", "kdlab.tables", "kdlab.plots", "kdlab.lm_plots",
+    "notebooks": ("kdlab.notebook", "kdlab.lab", "kdlab.lm_lab", "kdlab.lm_tables", "kdlab.tables", "kdlab.plots", "kdlab.lm_plots",
                   "kdlab.display", "kdlab.report"),
     "command line": ("kdlab.cli", "kdlab.__main__"),
 }
