@@ -40,13 +40,9 @@ import torch  # noqa: E402
 from kdlab import lm_lab  # noqa: E402
 from kdlab.artifacts import atomic_write_json  # noqa: E402
 from kdlab.lm import evaluation, models  # noqa: E402
+from kdlab.lm.config import STUDENT_SHAPES  # noqa: E402
 
-# student name → the settings that make it
-STUDENTS = {
-    "random-1x64": {"student_init": "random", "student_layers": 1, "student_width": 64, "student_heads": 2},
-    "random-2x128": {"student_init": "random", "student_layers": 2, "student_width": 128, "student_heads": 4},
-    "cut-2": {"student_init": "cut", "student_layers": 2},
-}
+STUDENTS = STUDENT_SHAPES  # student name → the settings that make it
 SMOKE = dict(teacher_layers=2, teacher_width=32, teacher_heads=2, teacher_epochs=0.02, vocab_size=400,
              train_texts=200, eval_texts=40, student_steps=4, response_prompts=4, samples_per_prompt=2,
              max_new_tokens=6, num_samples=4, logging_steps=2)
@@ -120,54 +116,64 @@ def run(args) -> dict:
     return summary
 
 
+def _slope(exposure: list[float]) -> float:
+    """Late − early teacher NLL of a model's responses: mean over positions 9–16 minus mean over 1–4."""
+    late = [x for x in exposure[8:16] if x == x]
+    return (statistics.fmean(late) if late else math.nan) - statistics.fmean(exposure[:4])
+
+
+def group_rows(result: dict) -> list[dict]:
+    """Per student × regime: seeds, parameters, and mean and sd over seeds of every measure."""
+    groups: dict[tuple, list] = {}
+    for r in result["runs"].values():
+        groups.setdefault((r["student"], r["regime"]), []).append(r)
+    rows = []
+    for (student, regime), group in groups.items():
+        row = {"student": student, "regime": regime, "seeds": len(group), "parameters": group[0]["parameters"]}
+        for key in ("heldout_ppl", "rouge_l", "sense_coverage", "sense_precision"):
+            row[key], row[key + "_sd"] = _mean_sd(r[key] for r in group)
+        row["exposure_1_4"], row["exposure_1_4_sd"] = _mean_sd(statistics.fmean(r["exposure"][:4]) for r in group)
+        row["exposure_slope"], row["exposure_slope_sd"] = _mean_sd(_slope(r["exposure"]) for r in group)
+        rows.append(row)
+    return rows
+
+
 def tables(result: dict) -> str:
-    """Markdown tables of a finished (or partial) run: rows per student × regime (mean ± sd over seeds), and the
-    exposure curves."""
-    runs = list(result["runs"].values())
+    """The markdown table of a finished (or partial) run: the n-gram baselines, the teacher, then a row per
+    student × regime (mean ± sd over seeds)."""
     lines = ["| student | regime | seeds | params | held-out ppl | ROUGE-L | sense coverage | sense precision | "
-             "teacher NLL pos 1-4 | pos 9-16 |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "teacher NLL pos 1-4 | late − early |", "|---|---|---|---|---|---|---|---|---|---|"]
     t, ngrams = result["summary"]["teacher"], result["summary"]["ngrams"]
     lines += [f"| unigram (add-one) | — | — | — | {ngrams['unigram']:.1f} | | | | | |",
               f"| bigram (Witten–Bell) | — | — | — | {ngrams['bigram']:.1f} | | | | | |",
               f"| teacher | — | 1 | {t['parameters'] / 1e6:.2f}M | {t['heldout_ppl']:.1f} | {t['rouge_l']:.3f} | "
               f"{t['sense_coverage']:.3f} | {t['sense_precision']:.3f} | {statistics.fmean(t['exposure'][:4]):.2f} | "
-              f"{statistics.fmean([x for x in t['exposure'][8:16] if x == x] or [math.nan]):.2f} |"]
-    groups: dict[tuple, list] = {}
-    for r in runs:
-        groups.setdefault((r["student"], r["regime"]), []).append(r)
-    for (student, regime), group in groups.items():
-        def cell(key, fmt="{:.3f} ± {:.3f}"):
-            return fmt.format(*_mean_sd(r[key] for r in group))
+              f"{_slope(t['exposure']):+.2f} |"]
+    for r in group_rows(result):
+        def cell(key, digits=3):
+            return f"{r[key]:.{digits}f} ± {r[key + '_sd']:.{digits}f}"
 
-        early = _mean_sd(statistics.fmean(r["exposure"][:4]) for r in group)
-        late = _mean_sd(statistics.fmean([x for x in r["exposure"][8:16] if x == x] or [float("nan")]) for r in group)
-        lines.append(f"| {student} | {regime} | {len(group)} | {group[0]['parameters'] / 1e6:.2f}M | "
-                     f"{cell('heldout_ppl', '{:.1f} ± {:.1f}')} | {cell('rouge_l')} | {cell('sense_coverage')} | "
-                     f"{cell('sense_precision')} | {early[0]:.2f} ± {early[1]:.2f} | {late[0]:.2f} ± {late[1]:.2f} |")
+        lines.append(f"| {r['student']} | {r['regime']} | {r['seeds']} | {r['parameters'] / 1e6:.2f}M | "
+                     f"{cell('heldout_ppl', 1)} | {cell('rouge_l')} | {cell('sense_coverage')} | "
+                     f"{cell('sense_precision')} | {cell('exposure_1_4', 2)} | {r['exposure_slope']:+.2f} ± "
+                     f"{r['exposure_slope_sd']:.2f} |")
     return "\n".join(lines)
 
 
 PAIRS = [("kd-forward", "ce"), ("kd-reverse", "kd-forward"), ("onpolicy@lmbda=0.5", "kd-reverse"),
          ("onpolicy@lmbda=1", "kd-reverse"), ("onpolicy@lmbda=1", "onpolicy@lmbda=0"),
+         ("onpolicy@lmbda=0.5", "onpolicy@lmbda=0"),
          ("kd-forward@temperature=2", "kd-forward"), ("kd-forward@temperature=4", "kd-forward"),
          ("kd-forward@ce_weight=0.5", "kd-forward"), ("kd-forward@ce_weight=0.5", "ce")]
 
 
-def heldout_counts(result: dict) -> list[int]:
-    """The held-out entries' target counts (definition tokens), saved with the run."""
-    return result["summary"]["heldout_counts"]
-
-
-def pair_table(result: dict) -> str:
-    """Paired comparisons over the seeds both regimes have, per student: Δ held-out NLL per token (nats; bootstrap
-    over seeds and held-out entries, 95%), and seed-paired differences of ROUGE-L and of the exposure curve's
-    late − early teacher NLL."""
-    runs = result["runs"]
-    counts = heldout_counts(result)
-    lines = ["| student | a | b | seeds | Δ NLL/token a − b [95%] | a wins | Δ ROUGE-L (mean, per seed) | "
-             "Δ exposure slope (late − early) |", "|---|---|---|---|---|---|---|---|"]
-    students = dict.fromkeys(r["student"] for r in runs.values())
-    for student in students:
+def pair_rows(result: dict) -> list[dict]:
+    """Paired comparisons over the seeds both regimes have, per student: Δ held-out NLL per token a − b (nats;
+    bootstrap over seeds and held-out entries, 95%) and seed-paired mean differences of ROUGE-L, sense coverage,
+    sense precision and the exposure slope."""
+    runs, counts = result["runs"], result["summary"]["heldout_counts"]
+    out = []
+    for student in dict.fromkeys(r["student"] for r in runs.values()):
         for a, b in PAIRS:
             seeds = sorted({r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == a}
                            & {r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == b})
@@ -176,18 +182,41 @@ def pair_table(result: dict) -> str:
             ra = [runs[f"{student}|{a}|{s}"] for s in seeds]
             rb = [runs[f"{student}|{b}|{s}"] for s in seeds]
             boot = evaluation.paired_nll_bootstrap([r["nll_sums"] for r in ra], [r["nll_sums"] for r in rb], counts)
-            d_rouge = [x["rouge_l"] - y["rouge_l"] for x, y in zip(ra, rb)]
+            row = {"student": student, "a": a, "b": b, "seeds": len(seeds), "d_nll": boot["mean_diff_nll"],
+                   "low": boot["boot_low"], "high": boot["boot_high"], "a_wins": boot["wins"]}
+            for key in ("rouge_l", "sense_coverage", "sense_precision"):
+                row["d_" + key] = [x[key] - y[key] for x, y in zip(ra, rb)]
+            row["d_slope"] = [_slope(x["exposure"]) - _slope(y["exposure"]) for x, y in zip(ra, rb)]
+            out.append(row)
+    return out
 
-            def slope(r):
-                late = [v for v in r["exposure"][8:16] if v == v]
-                return (statistics.fmean(late) if late else float("nan")) - statistics.fmean(r["exposure"][:4])
 
-            d_slope = [slope(x) - slope(y) for x, y in zip(ra, rb)]
-            lines.append(f"| {student} | {a} | {b} | {len(seeds)} | {boot['mean_diff_nll']:+.3f} "
-                         f"[{boot['boot_low']:+.3f}, {boot['boot_high']:+.3f}] | {boot['wins']}/{len(seeds)} | "
-                         f"{statistics.fmean(d_rouge):+.3f} ({', '.join(f'{d:+.3f}' for d in d_rouge)}) | "
-                         f"{statistics.fmean(d_slope):+.3f} ({', '.join(f'{d:+.2f}' for d in d_slope)}) |")
+def pair_table(result: dict) -> str:
+    lines = ["| student | a | b | seeds | Δ NLL/token a − b [95%] | a wins | Δ ROUGE-L (mean; per seed) | "
+             "Δ sense precision | Δ sense coverage | Δ exposure slope (late − early) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in pair_rows(result):
+        def per_seed(values, digits=3):
+            return f"{statistics.fmean(values):+.{digits}f} ({', '.join(f'{v:+.{digits}f}' for v in values)})"
+
+        lines.append(f"| {r['student']} | {r['a']} | {r['b']} | {r['seeds']} | {r['d_nll']:+.3f} [{r['low']:+.3f}, "
+                     f"{r['high']:+.3f}] | {r['a_wins']}/{r['seeds']} | {per_seed(r['d_rouge_l'])} | "
+                     f"{per_seed(r['d_sense_precision'])} | {per_seed(r['d_sense_coverage'])} | "
+                     f"{per_seed(r['d_slope'], 2)} |")
     return "\n".join(lines)
+
+
+def reference(result: dict) -> dict:
+    """What 07 shows as the multi-seed reference (``kdlab/lm/reference_wordnet.json``): the baselines, the teacher,
+    the group rows and the paired rows, without per-sentence data."""
+    summary = result["summary"]
+    args = result.get("args", {})
+    command = (f"python benchmarks/lm_wordnet.py --seeds {args.get('seeds')} --students {args.get('students')} "
+               f"--regimes {args.get('regimes')} --extra '{args.get('extra')}'")
+    return {"command": command,
+            "teacher": {k: v for k, v in summary["teacher"].items() if k != "exposure"},
+            "ngrams": summary["ngrams"], "student_examples": summary["student_examples"],
+            "teacher_examples": summary["teacher_examples"], "rows": group_rows(result), "pairs": pair_rows(result)}
 
 
 def main(argv=None) -> dict:
@@ -202,12 +231,15 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true", help="a tiny run in seconds (tests)")
     p.add_argument("--tables", default=None, help="print the markdown tables of a saved --json and stop")
+    p.add_argument("--reference", default=None, help="with --tables: also write 07's reference summary here")
     args = p.parse_args(argv)
     if args.tables:
         saved = json.loads(Path(args.tables).read_text())
         print(tables(saved))
         print()
         print(pair_table(saved))
+        if args.reference:
+            atomic_write_json(Path(args.reference), reference(saved))
         return {}
     if args.smoke:
         args.seeds = 1

@@ -274,14 +274,14 @@ def student_metrics(ctx: Context, model, seed: int) -> dict:
     prompts = corpus.prompts(ctx.heldout, cfg.prompt_tokens, cfg.num_samples)
     samples = generation.sample(model, prompts, cfg.max_new_tokens, ctx.tokenizer.eos_token_id,
                                 ctx.tokenizer.pad_token_id, seed=10_000 + seed)
-    length = len(prompts[0])
-    continuations = [generation.continuation(s, length, ctx.tokenizer.eos_token_id) for s in samples]
+    lengths = [len(p) for p in prompts]
+    continuations = [generation.continuation(s, n, ctx.tokenizer.eos_token_id) for s, n in zip(samples, lengths)]
     out = {"perplexity": ppl["perplexity"], "nll": ppl["nll"], "heldout_tokens": ppl["tokens"], "nll_sums": sums,
-           "teacher_nll_of_samples": evaluation.teacher_nll(ctx.teacher, samples, length, ctx.rows,
+           "teacher_nll_of_samples": evaluation.teacher_nll(ctx.teacher, samples, lengths, ctx.rows,
                                                             ctx.tokenizer.pad_token_id),
            "distinct_1": evaluation.distinct_n(continuations, 1), "distinct_2": evaluation.distinct_n(continuations, 2),
            "mean_length": evaluation.mean_length(continuations),
-           "samples": [ctx.tokenizer.decode(s[length:], skip_special_tokens=True) for s in samples[:8]],
+           "samples": [ctx.tokenizer.decode(s[n:], skip_special_tokens=True) for s, n in zip(samples[:8], lengths)],
            "prompts": [ctx.tokenizer.decode(p, skip_special_tokens=True) for p in prompts[:8]]}
     if ctx.prompts:  # prompt → response text (wordnet): the measures that tell the regimes apart
         from kdlab.lm.responses import response_scores
@@ -290,6 +290,29 @@ def student_metrics(ctx: Context, model, seed: int) -> dict:
                                    samples=cfg.samples_per_prompt, max_new_tokens=cfg.max_new_tokens, seed=seed))
         out["samples"] = [response for _, response in out["examples"]]
         out["prompts"] = [prompt for prompt, _ in out["examples"]]
+    return out
+
+
+def capacity(ctx: Context, shapes=("random-1x64", "random-2x128", "cut-2"), regimes=("ce", "kd-forward"),
+             seed: int | None = None) -> list[dict]:
+    """The capacity gap: for each student shape (``kdlab.lm.config.STUDENT_SHAPES``) its step-0 row and each regime,
+    same steps, data and seed; records (without models) with ``shape`` and ``parameters``. Saved students are
+    reused (the notebook's own regimes of the default shape are not trained twice)."""
+    from kdlab.lm.config import STUDENT_SHAPES
+
+    seed = ctx.cfg.seed if seed is None else seed
+    out = []
+    for shape in shapes:
+        if shape not in STUDENT_SHAPES:
+            raise KDLabError(f"student shape {shape!r}: choose from {', '.join(STUDENT_SHAPES)}.")
+        sub = dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, **STUDENT_SHAPES[shape]))
+        start = new_student(sub, seed)
+        out.append({"shape": shape, "regime": "step 0", "seed": seed, "parameters": models.parameters(start),
+                    "metrics": student_metrics(sub, start.to(ctx.device).eval(), seed), "train_seconds": 0.0})
+        for regime in regimes:
+            record = train_student(sub, regime, seed)
+            model = record.pop("model")
+            out.append({**record, "shape": shape, "parameters": models.parameters(model)})
     return out
 
 

@@ -41,6 +41,7 @@ def mode_seeking():
 def lm_regimes(table):
     """Each regime's held-out perplexity against the teacher's NLL of its samples (``lm_tables.regimes_table``):
     down-left is better on both."""
+    table = table[table["regime"] != "step 0"]  # an untrained student sits off the scale of the trained ones
     fig, ax = plt.subplots(figsize=(6.8, 4.0))
     for _, row in table.iterrows():
         marker = "*" if row["regime"] == "teacher" else "o"
@@ -62,3 +63,39 @@ def lm_regimes(table):
                              f"(teacher NLL {best_nll['teacher_nll_of_samples']:.2f})")
                           + "; read distinct-2 (d2) beside it: teacher-like samples can also be repetitive. One "
                           "seed per point: the benchmark's multi-seed table says which gaps are real."))
+
+
+def exposure_curves(records: list[dict], teacher: dict | None = None):
+    """The exposure-bias curve (``kdlab.lm.responses``): the teacher's mean −log p of each model's own sampled
+    response at generated positions 1 … K, one line per regime (mean over the seeds given). A curve that rises
+    with the position is a model that compounds its own mistakes; on-policy training should flatten it."""
+    import statistics
+
+    by: dict[str, list[list[float]]] = {}
+    for r in records:
+        if "exposure" in r["metrics"]:
+            by.setdefault(r["regime"], []).append(r["metrics"]["exposure"])
+    if teacher and "exposure" in teacher:
+        by = {"teacher": [teacher["exposure"]], **by}
+    fig, ax = plt.subplots(figsize=(7.0, 3.8))
+    slopes = {}
+    for regime, curves in by.items():
+        mean = [statistics.fmean(c[k] for c in curves if c[k] == c[k]) if any(c[k] == c[k] for c in curves)
+                else float("nan") for k in range(len(curves[0]))]
+        ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, lw=2.2 if regime == "teacher" else 1.4,
+                color="black" if regime == "teacher" else None, label=regime)
+        late = [x for x in mean[8:16] if x == x]
+        slopes[regime] = (statistics.fmean(late) if late else float("nan")) - statistics.fmean(mean[:4])
+    ax.set(xlabel="generated position (token of the model's own response)",
+           ylabel="teacher NLL of that token (nats)", title="Exposure bias: does a model drift as it writes?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    students = {k: v for k, v in slopes.items() if k != "teacher" and v == v}
+    if not students:
+        return _caption(fig, "no student curve long enough to compare early and late positions.")
+    rising = max(students, key=students.get)
+    flattest = min(students, key=students.get)
+    return _caption(fig, f"late − early teacher NLL (positions 9–16 minus 1–4): {rising} {students[rising]:+.2f} "
+                         f"(most rising), {flattest} {students[flattest]:+.2f} (flattest) nats; one run per regime "
+                         "here: the benchmark's seeds say whether the difference is real.")

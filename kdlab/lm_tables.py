@@ -11,25 +11,57 @@ from kdlab.lm.config import REGIMES, LMConfig
 from kdlab.lm_lab import Context, teacher_cache
 
 
-def regimes_table(records: list[dict], teacher: dict | None = None):
-    """One row per regime (mean over the seeds given): held-out perplexity, teacher NLL of samples, distinct-2,
-    train time; the teacher's own row first when given."""
+RESPONSE_COLUMNS = ("rouge_l", "sense_coverage", "sense_precision")
+
+
+def _row_metrics(metrics: dict) -> dict:
+    """The numbers a table row shows of one record's metrics: perplexity, the teacher's NLL of the samples,
+    distinct-2, and on prompt → response text the response measures and the exposure curve's early and late
+    means (the teacher's NLL at generated positions 1–4 and 9–16)."""
+    import statistics
+
+    out = {k: metrics[k] for k in ("perplexity", "teacher_nll_of_samples", "distinct_2")}
+    if "rouge_l" in metrics:
+        out.update({k: metrics[k] for k in RESPONSE_COLUMNS})
+        late = [x for x in metrics["exposure"][8:16] if x == x]
+        out["exposure_1_4"] = statistics.fmean(metrics["exposure"][:4])
+        out["exposure_9_16"] = statistics.fmean(late) if late else float("nan")
+    return out
+
+
+def regimes_table(records: list[dict], teacher: dict | None = None, step0: dict | None = None):
+    """One row per regime (mean over the seeds given): held-out perplexity, teacher NLL of samples, distinct-2, the
+    response measures where the text has them (``_row_metrics``), train time; the teacher's own row first and the
+    untrained student's (``lm_lab.step0_metrics``) second when given."""
     import pandas as pd
 
     rows = []
-    if teacher:
-        rows.append({"regime": "teacher", "what": "the teacher itself", "seeds": 1,
-                     "perplexity": round(teacher["perplexity"], 2),
-                     "teacher_nll_of_samples": round(teacher["teacher_nll_of_samples"], 3),
-                     "distinct_2": round(teacher["distinct_2"], 3), "train_s": None})
-    frame = pd.DataFrame([{"regime": r["regime"], "seed": r["seed"], **{k: r["metrics"][k] for k in
-                           ("perplexity", "teacher_nll_of_samples", "distinct_2")}, "train_s": r["train_seconds"]}
-                          for r in records])
+    for name, what, metrics in (("teacher", "the teacher itself", teacher), ("step 0", "the student before training",
+                                                                              step0)):
+        if metrics:
+            rows.append({"regime": name, "what": what, "seeds": 1, **_row_metrics(metrics), "train_s": None})
+    frame = pd.DataFrame([{"regime": r["regime"], "seed": r["seed"], **_row_metrics(r["metrics"]),
+                           "train_s": r["train_seconds"]} for r in records])
     for regime, group in frame.groupby("regime", sort=False):
         rows.append({"regime": regime, "what": REGIMES[regime], "seeds": len(group),
-                     "perplexity": round(group["perplexity"].mean(), 2),
-                     "teacher_nll_of_samples": round(group["teacher_nll_of_samples"].mean(), 3),
-                     "distinct_2": round(group["distinct_2"].mean(), 3), "train_s": round(group["train_s"].mean(), 1)})
+                     **group.drop(columns=["regime", "seed"]).mean(numeric_only=True).to_dict()})
+    return pd.DataFrame(rows).round({"perplexity": 2, "teacher_nll_of_samples": 3, "distinct_2": 3, "rouge_l": 3,
+                                     "sense_coverage": 3, "sense_precision": 3, "exposure_1_4": 2,
+                                     "exposure_9_16": 2, "train_s": 1})
+
+
+def capacity_table(records: list[dict], teacher: dict):
+    """The capacity gap (``lm_lab.capacity``): per student shape (random-init sizes, cut from the teacher) and
+    regime, held-out perplexity at step 0 and after training, and how far above the teacher it stays (Δ NLL per
+    held-out token, nats: log(student ppl / teacher ppl))."""
+    import math
+
+    import pandas as pd
+
+    rows = [{"student": r["shape"], "parameters_M": round(r["parameters"] / 1e6, 2), "regime": r["regime"],
+             "seed": r["seed"], "perplexity": round(r["metrics"]["perplexity"], 1),
+             "above_teacher_nats": round(math.log(r["metrics"]["perplexity"] / teacher["perplexity"]), 3)}
+            for r in records]
     return pd.DataFrame(rows)
 
 
@@ -140,3 +172,112 @@ def cache_table(ctx: Context, records: list[dict]):
     print(f"cache: {info['tokens']:,} target tokens, {info['bytes'] / 2**20:.1f} MiB, "
           f"{info['bytes_per_token']:.0f} bytes per token (k = {info['k']}); built in {info.get('seconds', 0):.0f} s")
     return frame
+
+
+# --- the multi-seed reference (benchmarks/lm_wordnet.py --reference) ------------------------------------------
+REFERENCE = "reference_wordnet.json"  # in kdlab/lm/: shipped with the package
+
+
+def load_reference(path=None) -> dict:
+    """The multi-seed WordNet run 07 quotes (``benchmarks/lm_wordnet.py --tables <run> --reference <file>``)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path) if path else Path(__file__).resolve().parent / "lm" / REFERENCE
+    if not path.is_file():
+        raise KDLabError(f"no reference results at {path}: run benchmarks/lm_wordnet.py (BENCHMARKS.md) and write "
+                         "them with --reference.")
+    return json.loads(path.read_text())
+
+
+def reference_table(reference: dict | None = None):
+    """Per student × regime: seeds, held-out perplexity, ROUGE-L, sense coverage and precision, the exposure
+    slope (mean ± sd over seeds), with the n-gram baselines and the teacher first."""
+    import pandas as pd
+
+    ref = reference or load_reference()
+    t, ngrams = ref["teacher"], ref["ngrams"]
+    rows = [{"student": "unigram (add-one)", "regime": "—", "seeds": None, "perplexity": f"{ngrams['unigram']:.1f}"},
+            {"student": "bigram (Witten–Bell)", "regime": "—", "seeds": None, "perplexity": f"{ngrams['bigram']:.1f}"},
+            {"student": "teacher", "regime": "ce (all entries)", "seeds": 1, "perplexity": f"{t['heldout_ppl']:.1f}",
+             "rouge_l": f"{t['rouge_l']:.3f}", "sense_coverage": f"{t['sense_coverage']:.3f}",
+             "sense_precision": f"{t['sense_precision']:.3f}"}]
+    for r in ref["rows"]:
+        def cell(key, digits=3):
+            return f"{r[key]:.{digits}f} ± {r[key + '_sd']:.{digits}f}"
+
+        rows.append({"student": r["student"], "regime": r["regime"], "seeds": r["seeds"],
+                     "perplexity": cell("heldout_ppl", 1), "rouge_l": cell("rouge_l"),
+                     "sense_coverage": cell("sense_coverage"), "sense_precision": cell("sense_precision"),
+                     "exposure_slope": f"{r['exposure_slope']:+.2f} ± {r['exposure_slope_sd']:.2f}"})
+    return pd.DataFrame(rows).fillna("")
+
+
+def _pair(ref: dict, student: str, a: str, b: str) -> dict | None:
+    return next((p for p in ref["pairs"] if (p["student"], p["a"], p["b"]) == (student, a, b)), None)
+
+
+def _row(ref: dict, student: str, regime: str) -> dict | None:
+    return next((r for r in ref["rows"] if (r["student"], r["regime"]) == (student, regime)), None)
+
+
+def _signs(values: list[float]) -> str:
+    return f"{sum(v > 0 for v in values)}/{len(values)} seeds > 0"
+
+
+def predictions_table(reference: dict | None = None):
+    """Each prediction of 07 (stated before the runs) beside what the multi-seed reference measured, and a verdict
+    computed from the numbers: "held", "failed", or "not shown" (inside the noise: an interval across 0, or seeds
+    that disagree)."""
+    import statistics
+
+    import pandas as pd
+
+    ref = reference or load_reference()
+    rows = []
+
+    def add(prediction, measured, verdict):
+        rows.append({"prediction": prediction, "measured": measured, "verdict": verdict})
+
+    t, bigram = ref["teacher"]["heldout_ppl"], ref["ngrams"]["bigram"]
+    add("the teacher beats the n-gram baselines clearly", f"teacher {t:.1f} vs bigram {bigram:.1f} "
+        f"(×{t / bigram:.2f})", "held" if t < 0.8 * bigram else "failed")
+    small, big = _row(ref, "random-1x64", "kd-forward"), _row(ref, "random-2x128", "kd-forward")
+    if small and big:
+        held = small["heldout_ppl"] > big["heldout_ppl"] > t
+        add("students stay above their teacher, the smaller more so (KD, from nothing)",
+            f"1×64 {small['heldout_ppl']:.1f}, 2×128 {big['heldout_ppl']:.1f}, teacher {t:.1f}",
+            "held" if held else "failed")
+    for student in ("random-1x64", "random-2x128", "cut-2"):
+        p = _pair(ref, student, "kd-forward", "ce")
+        if p:
+            verdict = "held" if p["high"] < 0 else "failed" if p["low"] > 0 else "not shown"
+            add(f"KD beats CE at equal steps ({student})", f"Δ NLL {p['d_nll']:+.3f} [{p['low']:+.3f}, "
+                f"{p['high']:+.3f}] nats/token, KD wins {p['a_wins']}/{p['seeds']}", verdict)
+    p = _pair(ref, "random-2x128", "kd-reverse", "kd-forward")
+    if p:
+        add("forward KL wins held-out perplexity (reverse − forward > 0)", f"Δ NLL {p['d_nll']:+.3f} "
+            f"[{p['low']:+.3f}, {p['high']:+.3f}]", "held" if p["low"] > 0 else "failed" if p["high"] < 0 else
+            "not shown")
+
+        def direction(values, want_positive):
+            if all(v > 0 for v in values):
+                return "held" if want_positive else "failed"
+            if all(v < 0 for v in values):
+                return "failed" if want_positive else "held"
+            return "not shown"
+
+        add("reverse KL writes more precise responses (sense precision, reverse − forward > 0)",
+            f"{statistics.fmean(p['d_sense_precision']):+.3f} ({_signs(p['d_sense_precision'])})",
+            direction(p["d_sense_precision"], True))
+        add("forward KL covers more senses (sense coverage, reverse − forward < 0)",
+            f"{statistics.fmean(p['d_sense_coverage']):+.3f} ({_signs(p['d_sense_coverage'])})",
+            direction(p["d_sense_coverage"], False))
+    p = _pair(ref, "random-2x128", "onpolicy@lmbda=1", "onpolicy@lmbda=0")
+    if p:
+        mean = statistics.fmean(p["d_slope"])
+        verdict = ("held" if all(v < 0 for v in p["d_slope"]) else "failed" if all(v > 0 for v in p["d_slope"])
+                   else "not shown")
+        add("on-policy training flattens the exposure curve (slope, λ = 1 − λ = 0 < 0)",
+            f"{mean:+.2f} nats ({_signs(p['d_slope'])})", verdict)
+    return pd.DataFrame(rows)

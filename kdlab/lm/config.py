@@ -209,6 +209,13 @@ LM_PROFILES: dict[str, dict] = {
         "top_k": 8,
     },
 }
+# Student shapes of the capacity-gap comparison (kdlab.lm_lab.capacity, benchmarks/lm_wordnet.py): the settings
+# that make each one (kdlab.lm.runs.student_shape names them back).
+STUDENT_SHAPES: dict[str, dict] = {
+    "random-1x64": {"student_init": "random", "student_layers": 1, "student_width": 64, "student_heads": 2},
+    "random-2x128": {"student_init": "random", "student_layers": 2, "student_width": 128, "student_heads": 4},
+    "cut-2": {"student_init": "cut", "student_layers": 2},
+}
 ENV_FIELDS = {"KDLAB_DATA_DIR": "data", "KDLAB_RUNS_DIR": "runs_dir", "KDLAB_LM_TEACHER": "teacher"}
 OVERRIDES_ENV = "KDLAB_LM_OVERRIDES"
 

@@ -197,7 +197,10 @@ class Collator:
 
 
 def prompts(dataset, prompt_tokens: int, n: int) -> list[list[int]]:
-    """The first ``prompt_tokens`` ids of the first ``n`` examples long enough to continue past them."""
+    """The prompts of the first ``n`` examples long enough to continue past them: each example's own prompt
+    (``prompt_length``: ``<eos> bank (n):``) on prompt → response data, else its first ``prompt_tokens`` ids."""
+    if "prompt_length" in dataset.column_names:
+        return [row[:p] for row, p in zip(dataset["input_ids"], dataset["prompt_length"]) if len(row) > p][:n]
     out = [row[:prompt_tokens] for row in dataset["input_ids"] if len(row) > prompt_tokens + 1][:n]
     if not out:
         raise KDLabError(f"no example is longer than prompt_tokens={prompt_tokens} + 1: lower prompt_tokens.")

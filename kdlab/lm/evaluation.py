@@ -73,10 +73,11 @@ def paired_nll_bootstrap(a, b, counts, n_boot: int = 4000, seed: int = 0) -> dic
 
 
 @torch.inference_mode()
-def teacher_nll(teacher, sequences: list[list[int]], prompt_len: int, rows: int, pad_id: int,
+def teacher_nll(teacher, sequences: list[list[int]], prompt_len: int | list[int], rows: int, pad_id: int,
                 batch_size: int = 64) -> float:
     """The teacher's mean −log p per generated token (positions ≥ ``prompt_len``, the end-of-text included) of
-    ``sequences`` (prompt + continuation ids)."""
+    ``sequences`` (prompt + continuation ids); ``prompt_len``: one for all, or one per sequence."""
+    lengths = [prompt_len] * len(sequences) if isinstance(prompt_len, int) else list(prompt_len)
     device = next(teacher.parameters()).device
     teacher = teacher.eval()
     total, count = 0.0, 0
@@ -89,7 +90,7 @@ def teacher_nll(teacher, sequences: list[list[int]], prompt_len: int, rows: int,
         for row, seq in enumerate(chunk):
             ids[row, : len(seq)] = torch.as_tensor(seq)
             mask[row, : len(seq)] = 1
-            targets_mask[row, prompt_len: len(seq)] = True
+            targets_mask[row, lengths[start + row]: len(seq)] = True
         logits = teacher(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :rows]
         targets = ids[:, 1:].to(device)
         keep = targets_mask[:, 1:].to(device)

@@ -63,3 +63,9 @@ def test_a_wordnet_context_measures_responses(tmp_path):
     assert 0 <= metrics["rouge_l"] <= 1 and 0 <= metrics["sense_coverage"] <= 1
     assert len(metrics["exposure"]) == 4 and metrics["prompts"][0] in ctx.prompts
     assert "random-1x16" in str(runs.student_dir(cfg, "kd-forward", 1))
+    # sequence-level KD and the samples continue each entry's own prompt ("bank (n):"), not its first token
+    seqkd = lm_lab.seqkd_data(ctx, seed=1)
+    prompt = ctx.tokenizer.decode(seqkd[0]["input_ids"][: seqkd[0]["prompt_length"]], skip_special_tokens=True)
+    assert prompt.strip().endswith(":") and seqkd[0]["prompt_length"] > 2
+    assert len(seqkd) == len({tuple(r[: p]) for r, p in zip(seqkd["input_ids"], seqkd["prompt_length"])})  # greedy
+    assert all(p.strip().endswith(":") for p in metrics["prompts"])

@@ -32,3 +32,6 @@ def test_the_wordnet_experiment_runs_every_student_regime_and_measure(tmp_path, 
     printed = capsys.readouterr().out
     assert "| cut-2 | kd-forward | 1 |" in printed and "| bigram (Witten–Bell) |" in printed
     assert "| random-1x64 | kd-forward@temperature=2 | kd-forward | 1 |" in printed  # the paired T row
+    script.main(["--tables", str(tmp_path / "r.json"), "--reference", str(tmp_path / "ref.json")])
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    assert {r["regime"] for r in ref["rows"]} >= {"step0", "ce", "kd-forward"} and ref["pairs"][0]["a"] == "kd-forward"

@@ -1,0 +1,49 @@
+"""07's multi-seed reference: predictions judged by the numbers (held / failed / not shown), never by the text."""
+
+import pytest
+
+from kdlab import lm_tables
+from kdlab.errors import KDLabError
+
+
+def _reference(teacher=50.0, d_prec=(0.02, 0.01, 0.03), d_slope=(-0.1, 0.2, -0.05), fwd_low=0.01):
+    row = {"rouge_l": 0.3, "rouge_l_sd": 0.01, "sense_coverage": 0.2, "sense_coverage_sd": 0.01,
+           "sense_precision": 0.3, "sense_precision_sd": 0.02, "exposure_1_4": 4.0, "exposure_1_4_sd": 0.1,
+           "exposure_slope": 0.1, "exposure_slope_sd": 0.05, "seeds": 3, "parameters": 1e6}
+    return {"teacher": {"heldout_ppl": teacher, "rouge_l": 0.4, "sense_coverage": 0.3, "sense_precision": 0.5},
+            "ngrams": {"unigram": 500.0, "bigram": 73.0},
+            "rows": [{**row, "student": "random-1x64", "regime": "kd-forward", "heldout_ppl": 90.0, "heldout_ppl_sd": 1},
+                     {**row, "student": "random-2x128", "regime": "kd-forward", "heldout_ppl": 70.0,
+                      "heldout_ppl_sd": 1}],
+            "pairs": [{"student": "random-2x128", "a": "kd-forward", "b": "ce", "seeds": 3, "d_nll": -0.3,
+                       "low": -0.35, "high": -0.25, "a_wins": 3},
+                      {"student": "random-2x128", "a": "kd-reverse", "b": "kd-forward", "seeds": 3, "d_nll": 0.02,
+                       "low": fwd_low, "high": 0.03, "a_wins": 0, "d_sense_precision": list(d_prec),
+                       "d_sense_coverage": [-0.01, -0.02, -0.01]},
+                      {"student": "random-2x128", "a": "onpolicy@lmbda=1", "b": "onpolicy@lmbda=0", "seeds": 3,
+                       "d_nll": 0.0, "low": -0.01, "high": 0.01, "a_wins": 1, "d_slope": list(d_slope)}]}
+
+
+def test_each_prediction_gets_the_verdict_its_numbers_give():
+    table = lm_tables.predictions_table(_reference()).set_index("prediction")["verdict"]
+    assert table["the teacher beats the n-gram baselines clearly"] == "held"
+    assert table["students stay above their teacher, the smaller more so (KD, from nothing)"] == "held"
+    assert table["KD beats CE at equal steps (random-2x128)"] == "held"
+    assert table["forward KL wins held-out perplexity (reverse − forward > 0)"] == "held"
+    assert table["reverse KL writes more precise responses (sense precision, reverse − forward > 0)"] == "held"
+    assert table["on-policy training flattens the exposure curve (slope, λ = 1 − λ = 0 < 0)"] == "not shown"
+    worse = lm_tables.predictions_table(_reference(teacher=80.0, d_prec=(-0.01, -0.02, -0.01), fwd_low=-0.01,
+                                                   d_slope=(-0.1, -0.2, -0.05))).set_index("prediction")["verdict"]
+    assert worse["the teacher beats the n-gram baselines clearly"] == "failed"
+    assert worse["students stay above their teacher, the smaller more so (KD, from nothing)"] == "failed"
+    assert worse["reverse KL writes more precise responses (sense precision, reverse − forward > 0)"] == "failed"
+    assert worse["forward KL wins held-out perplexity (reverse − forward > 0)"] == "not shown"
+    assert worse["on-policy training flattens the exposure curve (slope, λ = 1 − λ = 0 < 0)"] == "held"
+
+
+def test_the_reference_table_and_a_clear_error_without_one(tmp_path):
+    table = lm_tables.reference_table(_reference())
+    assert list(table["student"][:3]) == ["unigram (add-one)", "bigram (Witten–Bell)", "teacher"]
+    assert table.iloc[3]["perplexity"] == "90.0 ± 1.0"
+    with pytest.raises(KDLabError, match="benchmarks/lm_wordnet.py"):
+        lm_tables.load_reference(tmp_path / "none.json")
