@@ -176,6 +176,7 @@ def cache_table(ctx: Context, records: list[dict]):
 
 # --- the multi-seed reference (benchmarks/lm_wordnet.py --reference) ------------------------------------------
 REFERENCE = "reference_wordnet.json"  # in kdlab/lm/: shipped with the package
+MIN_SEEDS = 3  # fewer seeds than this: a prediction's verdict says so instead of "held" or "failed"
 
 
 def load_reference(path=None) -> dict:
@@ -236,7 +237,9 @@ def predictions_table(reference: dict | None = None):
     ref = reference or load_reference()
     rows = []
 
-    def add(prediction, measured, verdict):
+    def add(prediction, measured, verdict, seeds=None):
+        if seeds is not None and seeds < MIN_SEEDS and verdict != "not shown":
+            verdict = f"too few seeds ({seeds})"  # a direction seen on one or two seeds is not a result
         rows.append({"prediction": prediction, "measured": measured, "verdict": verdict})
 
     t, bigram = ref["teacher"]["heldout_ppl"], ref["ngrams"]["bigram"]
@@ -253,12 +256,12 @@ def predictions_table(reference: dict | None = None):
         if p:
             verdict = "held" if p["high"] < 0 else "failed" if p["low"] > 0 else "not shown"
             add(f"KD beats CE at equal steps ({student})", f"Δ NLL {p['d_nll']:+.3f} [{p['low']:+.3f}, "
-                f"{p['high']:+.3f}] nats/token, KD wins {p['a_wins']}/{p['seeds']}", verdict)
+                f"{p['high']:+.3f}] nats/token, KD wins {p['a_wins']}/{p['seeds']}", verdict, p["seeds"])
     p = _pair(ref, "random-2x128", "kd-reverse", "kd-forward")
     if p:
         add("forward KL wins held-out perplexity (reverse − forward > 0)", f"Δ NLL {p['d_nll']:+.3f} "
             f"[{p['low']:+.3f}, {p['high']:+.3f}]", "held" if p["low"] > 0 else "failed" if p["high"] < 0 else
-            "not shown")
+            "not shown", p["seeds"])
 
         def direction(values, want_positive):
             if all(v > 0 for v in values):
@@ -269,15 +272,15 @@ def predictions_table(reference: dict | None = None):
 
         add("reverse KL writes more precise responses (sense precision, reverse − forward > 0)",
             f"{statistics.fmean(p['d_sense_precision']):+.3f} ({_signs(p['d_sense_precision'])})",
-            direction(p["d_sense_precision"], True))
+            direction(p["d_sense_precision"], True), p["seeds"])
         add("forward KL covers more senses (sense coverage, reverse − forward < 0)",
             f"{statistics.fmean(p['d_sense_coverage']):+.3f} ({_signs(p['d_sense_coverage'])})",
-            direction(p["d_sense_coverage"], False))
+            direction(p["d_sense_coverage"], False), p["seeds"])
     p = _pair(ref, "random-2x128", "onpolicy@lmbda=1", "onpolicy@lmbda=0")
     if p:
         mean = statistics.fmean(p["d_slope"])
         verdict = ("held" if all(v < 0 for v in p["d_slope"]) else "failed" if all(v > 0 for v in p["d_slope"])
                    else "not shown")
         add("on-policy training flattens the exposure curve (slope, λ = 1 − λ = 0 < 0)",
-            f"{mean:+.2f} nats ({_signs(p['d_slope'])})", verdict)
+            f"{mean:+.2f} nats ({_signs(p['d_slope'])})", verdict, p["seeds"])
     return pd.DataFrame(rows)

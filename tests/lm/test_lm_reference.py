@@ -41,6 +41,19 @@ def test_each_prediction_gets_the_verdict_its_numbers_give():
     assert worse["on-policy training flattens the exposure curve (slope, λ = 1 − λ = 0 < 0)"] == "held"
 
 
+def test_one_seed_is_too_few_for_a_verdict():
+    ref = _reference()
+    for pair in ref["pairs"]:
+        pair["seeds"] = 1
+        for key in ("d_sense_precision", "d_sense_coverage", "d_slope"):
+            if key in pair:
+                pair[key] = pair[key][:1]
+    verdicts = lm_tables.predictions_table(ref).set_index("prediction")["verdict"]
+    assert verdicts["KD beats CE at equal steps (random-2x128)"] == "too few seeds (1)"
+    assert verdicts["reverse KL writes more precise responses (sense precision, reverse − forward > 0)"] == (
+        "too few seeds (1)")
+
+
 def test_the_reference_table_and_a_clear_error_without_one(tmp_path):
     table = lm_tables.reference_table(_reference())
     assert list(table["student"][:3]) == ["unigram (add-one)", "bigram (Witten–Bell)", "teacher"]
