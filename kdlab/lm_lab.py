@@ -317,8 +317,13 @@ def capacity(ctx: Context, shapes=("random-1x64", "random-2x128", "cut-2"), regi
 
 
 def teacher_metrics(ctx: Context, seed: int = 0) -> dict:
-    """The same measurements for the teacher itself (its samples scored by itself: its own entropy rate)."""
-    return student_metrics(ctx, ctx.teacher, seed)
+    """The same measurements for the teacher itself (its samples scored by itself: its own entropy rate); also
+    written to ``<run_dir>/teacher-metrics.json`` (without per-example data) for the instructor's kit."""
+    out = student_metrics(ctx, ctx.teacher, seed)
+    atomic_write_json(ctx.cfg.run_dir() / "teacher-metrics.json",
+                      {"metric_settings": runs.metric_settings(ctx.cfg, seed),
+                       "metrics": {k: v for k, v in out.items() if k not in ("nll_sums", "examples")}})
+    return out
 
 
 def train_regimes(ctx: Context, regimes=None, seeds=None) -> list[dict]:

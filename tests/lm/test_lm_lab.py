@@ -2,6 +2,7 @@
 it demonstrates, and TRL's GKDTrainer on the same context."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -19,7 +20,11 @@ def test_a_student_is_reused_only_with_the_same_settings(lm_ctx):
 
 def test_the_tables_the_notebook_shows(lm_ctx):
     records = lm_lab.train_regimes(lm_ctx, ["ce", "kd-forward", "kd-cached"], seeds=[7, 8])
-    table = lm_tables.regimes_table(records, lm_lab.teacher_metrics(lm_ctx))
+    teacher = lm_lab.teacher_metrics(lm_ctx)
+    table = lm_tables.regimes_table(records, teacher)
+    saved = json.loads(  # the kit's R7.1 reads the teacher's measures from the run folder
+        (lm_ctx.cfg.run_dir() / "teacher-metrics.json").read_text())
+    assert saved["metrics"]["perplexity"] == pytest.approx(teacher["perplexity"]) and "nll_sums" not in saved["metrics"]
     assert list(table["regime"]) == ["teacher", "ce", "kd-forward", "kd-cached"]
     assert list(table["seeds"]) == [1, 2, 2, 2]
     ce = [r["metrics"]["perplexity"] for r in records if r["regime"] == "ce"]
