@@ -278,6 +278,11 @@ def latency_bars(bench):
             best = rows.loc[rows["p50_ms"].idxmin()]
             parts.append(f"at batch {batch} the fastest trained student is {best['model']} {best['precision']} "
                          f"({best['p50_ms']:.1f} ms, {best['speedup_vs_teacher']:.2f}× the fp32 teacher)")
+    bounds = bench[bench["model"].str.contains("untrained") & (bench["batch"] == batches[0])]
+    if len(bounds):  # its speed is real, its weights are not: never "the fastest student" to pick
+        best = bounds.loc[bounds["p50_ms"].idxmin()]
+        parts.append(f"{best['model']} ({best['p50_ms']:.1f} ms) is a speed bound only: untrained, it has no "
+                     "accuracy and is never a candidate")
     return _caption(fig, ("; ".join(parts) or "only the teacher was timed") + ". A whisker much longer than its "
                     "bar is a noisy tail: users feel the P95, not the P50.")
 

@@ -13,6 +13,7 @@ from kdlab.measurement import benchmark
 from kdlab.measurement.onnx_export import onnx_missing
 from kdlab.measurement.quantize import quantize_int8, saved_size_bytes, state_dict_bytes
 from kdlab.metrics.classification import format_accuracy
+from kdlab.course.deploy_claims import claims_table
 from kdlab.course.noise import margins_table
 from kdlab.notebook.deployment_map import deployment_map
 from kdlab.notebook.run import LabRun
@@ -98,6 +99,10 @@ class BenchmarkSteps(LabRun):
         fp32 = {"teacher": res["teacher"], **res.get("students", {})}
         return pd.DataFrame([{"model": name, "fp32 %": 100 * fp32[name]["accuracy"], "INT8 %": 100 * m["accuracy"]}
                              for name, m in int8.items()]).round(2)
+
+    def deployment_claims(self):
+        """The course text's speed-up, memory and distillation + INT8 claims beside this run's, with why they differ."""
+        return claims_table(self.results)
 
     def latency_bars(self):
         return plots.latency_bars(pd.DataFrame(self.results["benchmark"]))  # what 04's benchmark recorded

@@ -23,13 +23,13 @@ OFFSETS = [(7, -4), (-14, -4), (-3, 7), (-3, -15), (7, 6), (-14, 6), (7, -14), (
            (14, -4), (-22, -4), (-3, 15), (-3, -23)]
 
 
-def y_limits(found: dict, half_widths: list[float]) -> tuple[float, float]:
-    """(low, high) in percent: from below the floor by twice the widest half-width (≥ 1 point) to above the best
+def y_limits(found: dict, half_widths: list[float], floor_half: float) -> tuple[float, float]:
+    """(low, high) in percent: from twice the floor's 95% half-width (≥ 1 point) below the floor to above the best
     model's interval: the region where the rule decides, not the whole range of accuracies."""
     accs = [100 * r["accuracy"] for r in found["rows"]]
-    pad = max([1.0] + [2 * h for h in half_widths if h == h])
+    pad = max(1.0, 2 * floor_half if floor_half == floor_half else 0.0)
     floor = 100 * found["floor"] * found["teacher_accuracy"] if found["teacher_accuracy"] else min(accs)
-    high = max(accs) + max([0.5] + [h for h in half_widths if h == h])
+    high = max(a + (h if h == h else 0.0) for a, h in zip(accs, half_widths)) + 0.3
     return floor - pad, max(high, floor + pad)
 
 
@@ -67,7 +67,9 @@ def deployment_map(found: dict, results: dict):
         return _caption(fig, "No verdict yet: nothing is timed and scored.")
     noise = {m["name"]: m for m in margins(found, results)}
     halves = [noise[r["name"]]["± pts (95%)"] or 0.0 for r in rows]
-    low, high = y_limits(found, halves)
+    n = max([r.get("n") or 0 for r in rows]) or len(results.get("dev_labels") or [])
+    band = 100 * wilson_half_width(found["floor"] * t_acc, n) if t_acc else float("nan")
+    low, high = y_limits(found, halves, band)
     order = sorted(range(len(rows)), key=lambda i: (-rows[i]["accuracy"], rows[i]["p50_ms"]))
     points, labels, key = [], [], []
     for number, i in enumerate(order, start=1):
@@ -92,8 +94,6 @@ def deployment_map(found: dict, results: dict):
     ax.axvline(budget, color="gray", ls="--", lw=1, label=f"budget {budget:.1f} ms")
     if t_acc:
         floor = 100 * found["floor"] * t_acc
-        n = max([r.get("n") or 0 for r in rows]) or len(results.get("dev_labels") or [])
-        band = 100 * wilson_half_width(found["floor"] * t_acc, n)
         if band == band:
             ax.axhspan(floor - band, floor + band, color="0.9", alpha=0.6, lw=0, label="± 95% interval at the floor")
         ax.axhline(floor, color="gray", ls=":", lw=1, label=f"retention floor {found['floor']:.1%} of the teacher")
@@ -107,7 +107,7 @@ def deployment_map(found: dict, results: dict):
     ax.set(xlabel="P50 latency, batch 1 (ms); bar to the right = P95", ylabel="dev accuracy (%)",
            title="Deployment map (○ fp32, △ INT8, □ FP16): numbers keyed on the right")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 0.5), borderaxespad=0)
     fig.text(0.70, 0.95, "\n".join(key), ha="left", va="top", fontsize=8, family="monospace")
     fig.subplots_adjust(left=0.08, right=0.68, bottom=0.14, top=0.92)
     ax.number_labels = place_numbers(ax, points, labels)
