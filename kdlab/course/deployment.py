@@ -177,3 +177,21 @@ def checklist(results: dict) -> str:
              "- **Rollback**: keep the teacher (or the model it replaces) deployed beside it; any alert above that "
              "lasts an hour sends 100% of traffic back, and the A/B sample decides whether to try again."]
     return "\n".join(lines)
+
+
+def p95_readings(results: dict) -> dict:
+    """R4.3's two readings: ``{key: (budget_ms, [names])}`` for ``benchmark`` (padded) and
+    ``benchmark_real_lengths``: the trained rows whose batch-1 **P95** fits half the fp32 teacher's P50 of the same
+    timing and whose accuracy keeps the retention target (the rule's limits, with the tail instead of the median)."""
+    out = {}
+    for key in ("benchmark", "benchmark_real_lengths"):
+        found = verdict(results, key)
+        if found["budget_ms"] is None:
+            continue
+        p95 = {(r.get("model"), r.get("precision")): r.get("p95_ms") for r in results.get(key) or []
+               if isinstance(r, dict) and int(r.get("batch", 0)) == 1 and r.get("status", "ok") == "ok"}
+        fits = [r["name"] for r in found["rows"] if p95.get((r["timed_as"], r["precision"])) is not None
+                and p95[(r["timed_as"], r["precision"])] <= found["budget_ms"]
+                and r["accuracy"] >= found["floor"] * found["teacher_accuracy"]]
+        out[key] = (found["budget_ms"], fits)
+    return out

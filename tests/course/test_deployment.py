@@ -180,3 +180,15 @@ def test_the_course_claims_say_why_this_run_differs_from_its_own_numbers():
     bound = 4 * pt / (4 * 12_000_000 + 3 * 1_780_000)
     assert table.loc["distillation + INT8", "this run"] == "1.7× smaller, 2.78× faster (batch 1)"
     assert f"at most {bound:.1f}×" in table.loc["distillation + INT8", "why"]
+
+
+def test_r43_reads_the_p95_against_the_rules_budget_in_both_timings():
+    from kdlab.course.deployment import p95_readings
+
+    results = _noisy(spread=1.5)  # int8 P95 9.5 ms fits the 10 ms budget; fp32 P95 11.8 ms does not
+    results["benchmark_real_lengths"] = [dict(r, p50_ms=r["p50_ms"] / 2, p95_ms=r["p95_ms"] / 2)
+                                         for r in results["benchmark"]]
+    got = p95_readings(results)
+    assert got["benchmark"] == (pytest.approx(10.0), ["hinton int8", "minilm int8"])
+    budget, real = got["benchmark_real_lengths"]  # halved teacher: a 5 ms budget; fp32 P95 5.9, int8 4.75
+    assert budget == pytest.approx(5.0) and real == ["hinton int8", "minilm int8"]
