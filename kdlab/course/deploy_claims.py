@@ -22,6 +22,11 @@ def fixed_params(teacher_params: int, teacher_layers: int, student_params: int, 
     return teacher_params - teacher_layers * per_layer
 
 
+def _count(n: float) -> str:
+    """A parameter count as 22.7M or 15k."""
+    return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.0f}k"
+
+
 def _row(results: dict, model: str, precision: str, batch: int = 1) -> dict:
     return next((r for r in results.get("benchmark") or [] if isinstance(r, dict) and r.get("model") == model
                  and r.get("precision") == precision and int(r.get("batch", 0)) == batch
@@ -46,7 +51,7 @@ def claims_table(results: dict):
         return pd.DataFrame([{"claim": k, "course text": v, "this run": "—", "why": "no parameter counts recorded"}
                              for k, v in COURSE_CLAIMS.items()])
     fixed = fixed_params(pt, lt, ps, ls)
-    share = f"{fixed / 1e6:.1f}M of the teacher's {pt / 1e6:.1f}M parameters ({fixed / pt:.0%})"
+    share = f"{_count(fixed)} of the teacher's {_count(pt)} parameters ({fixed / pt:.0%})"
     speed = teacher["p50_ms"] / student["p50_ms"]
     rows = [{"claim": "speed-up of the distilled student", "course text": COURSE_CLAIMS[
         "speed-up of the distilled student"], "this run": f"{speed:.2f}× (batch 1, {lt} → {ls} layers)",
@@ -68,6 +73,6 @@ def claims_table(results: dict):
                      "this run": f"{size}{teacher['p50_ms'] / int8['p50_ms']:.2f}× faster (batch 1)",
                      "why": f"dynamic INT8 quantizes the Linear layers only; the embeddings stay fp32, so the size "
                             f"ratio is at most {bound:.1f}× here; INT8's speed depends on the CPU's INT8 "
-                            f"instructions ({device}), and a {pt / 1e6:.0f}M teacher has less to remove than "
+                            f"instructions ({device}), and a {_count(pt)}-parameter teacher has less to remove than "
                             "BERT-base"})
     return pd.DataFrame(rows)

@@ -30,7 +30,7 @@ def y_limits(found: dict, half_widths: list[float], floor_half: float) -> tuple[
     pad = max(1.0, 2 * floor_half if floor_half == floor_half else 0.0)
     floor = 100 * found["floor"] * found["teacher_accuracy"] if found["teacher_accuracy"] else min(accs)
     high = max(a + (h if h == h else 0.0) for a, h in zip(accs, half_widths)) + 0.3
-    return floor - pad, max(high, floor + pad)
+    return floor - pad, min(100.5, max(high, floor + pad))
 
 
 def _overlaps(box, boxes) -> bool:
