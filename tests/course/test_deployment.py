@@ -192,3 +192,17 @@ def test_r43_reads_the_p95_against_the_rules_budget_in_both_timings():
     assert got["benchmark"] == (pytest.approx(10.0), ["hinton int8", "minilm int8"])
     budget, real = got["benchmark_real_lengths"]  # halved teacher: a 5 ms budget; fp32 P95 5.9, int8 4.75
     assert budget == pytest.approx(5.0) and real == ["hinton int8", "minilm int8"]
+
+
+def test_report_md_has_a_margins_table_and_no_zero_p_values():
+    from kdlab.report import render_markdown
+
+    results = _noisy(spread=0.6)
+    text = render_markdown(results)
+    section = text.split("### Margins to the rule's limits, beside the run's noise", 1)[1]
+    assert "| name" in section and "budget margin ms" in section and "P95−P50 ms" in section
+    assert "| hinton fp32 " in section and "inside the noise" in text
+    results["students"]["hinton"]["mcnemar_vs_ce_p"] = 1e-12
+    from kdlab.report import accuracy_table
+
+    assert accuracy_table(results).set_index("model").loc["student, Hinton KD", "McNemar p vs ce"] == "< 0.001"
