@@ -371,6 +371,8 @@ def int8_accuracies(cfg: KDConfig, teacher: Teacher, data) -> dict:
         model, tokenizer, _ = load_student(cfg, name)
         out[name] = evaluate(cfg, quantize_int8(model), tokenizer, data, key="int8" if name == "minilm" else None,
                              device="cpu", precision="int8")
-    record(cfg, int8_teacher=storable(out["teacher"]),
-           int8_students={n: storable(m) for n, m in out.items() if n != "teacher"})
+    def kept(m):  # with its predictions: the deployment verdict's paired tests compare INT8 rows too
+        return {**storable(m), "predictions": [int(p) for p in m["predictions"]]}
+
+    record(cfg, int8_teacher=kept(out["teacher"]), int8_students={n: kept(m) for n, m in out.items() if n != "teacher"})
     return out

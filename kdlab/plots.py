@@ -278,44 +278,13 @@ def latency_bars(bench):
             best = rows.loc[rows["p50_ms"].idxmin()]
             parts.append(f"at batch {batch} the fastest trained student is {best['model']} {best['precision']} "
                          f"({best['p50_ms']:.1f} ms, {best['speedup_vs_teacher']:.2f}× the fp32 teacher)")
+    bounds = bench[bench["model"].str.contains("untrained") & (bench["batch"] == batches[0])]
+    if len(bounds):  # its speed is real, its weights are not: never "the fastest student" to pick
+        best = bounds.loc[bounds["p50_ms"].idxmin()]
+        parts.append(f"{best['model']} ({best['p50_ms']:.1f} ms) is a speed bound only: untrained, it has no "
+                     "accuracy and is never a candidate")
     return _caption(fig, ("; ".join(parts) or "only the teacher was timed") + ". A whisker much longer than its "
                     "bar is a noisy tail: users feel the P95, not the P50.")
-
-
-def deployment_map(found: dict):
-    """The deployment verdict as a picture (``kdlab.course.deployment.verdict``): every trained model's dev accuracy
-    against its batch-1 P50, the latency budget and the retention floor as lines, the chosen model ringed — the
-    same answer as the report and the exercise."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    rows, t_acc = found["rows"], found["teacher_accuracy"]
-    groups: dict = {}  # students of one architecture share a latency: one point and one label per position
-    for r in rows:
-        groups.setdefault((round(r["p50_ms"], 3), round(r["accuracy"], 4), r["precision"]), []).append(r["model"])
-    seen_at: dict = {}  # labels at one accuracy alternate above and below their points
-    for (p50, acc, precision), names in sorted(groups.items()):
-        k = seen_at[acc] = seen_at.get(acc, -1) + 1
-        marker = {"fp32": "o", "fp16": "s", "int8": "^"}.get(precision, "D")
-        ax.scatter(p50, 100 * acc, marker=marker, s=45)
-        ax.annotate(f"{', '.join(names)} · {precision}", (p50, 100 * acc), textcoords="offset points",
-                    xytext=(6, -12 if k % 2 else 5), fontsize=8)
-    if found["budget_ms"] is not None:
-        ax.axvline(found["budget_ms"], color="gray", ls="--", lw=1, label=f"budget {found['budget_ms']:.1f} ms")
-    if t_acc:
-        ax.axhline(100 * found["floor"] * t_acc, color="gray", ls=":", lw=1,
-                   label=f"retention floor {found['floor']:.1%} of the teacher")
-    chosen = next((r for r in rows if r["name"] == found["choice"]), None)
-    if chosen:
-        ax.scatter(chosen["p50_ms"], 100 * chosen["accuracy"], s=260, facecolors="none", edgecolors="red", lw=2,
-                   label=f"deploy: {chosen['name']}")
-    ax.set_xlim(0, 1.25 * max([r["p50_ms"] for r in rows] + [found["budget_ms"] or 0]) if rows else None)
-    ax.set(xlabel="P50 latency, batch 1 (ms)", ylabel="dev accuracy (%)",
-           title="One rule: within the budget and the floor, the most accurate (○ fp32, △ INT8, □ FP16)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    from kdlab.course.deployment import verdict_text
-
-    return _caption(fig, verdict_text(found))
 
 
 def sweep_plot(table, x: str, title: str = ""):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kdlab.artifacts import atomic_write_text
 from kdlab.course.deployment import verdict, verdict_text
+from kdlab.course.noise import format_p, margins_table
 from kdlab.course.targets import measured, student_entries, targets, teacher_entry
 from kdlab.display import Report
 from kdlab.errors import KDLabError
@@ -80,9 +81,10 @@ def _dash_missing(frame):
     return frame
 
 
-def _p(value: float) -> float:
-    """A p-value to two significant digits: 0.00012 stays 0.00012 (rounded to 3 places it would read "0.0")."""
-    return float(f"{value:.2g}")
+def _p(value: float) -> str:
+    """A p-value as text (``kdlab.course.noise.format_p`` without "p"): "< 0.001", else two significant digits —
+    never "0.0" (an exact test's p is never 0)."""
+    return format_p(value).removeprefix("p ").removeprefix("= ")
 
 
 def _row(key: str, label: str, m: dict, teacher: dict | None) -> dict:
@@ -117,7 +119,7 @@ def recommendation(results: dict) -> str:
     """The run's one deployment verdict (``kdlab.course.deployment``: the same rule as 04's exercise and summary
     plot), and the fastest model alongside it, from this run's measured numbers only."""
     found = verdict(results)
-    lines = [f"- {verdict_text(found)}"]
+    lines = [f"- {verdict_text(found, results)}"]
     if found["rows"]:
         fastest = min(found["rows"], key=lambda r: r["p50_ms"])
         t_acc = found["teacher_accuracy"]
@@ -167,6 +169,12 @@ def render_markdown(results: dict) -> str:
         parts += ["## Targets", ""] + [f"- [{'x' if c['met'] else ' '}] {c['target']}: measured {c['measured']} "
                                        f"({'met' if c['met'] else 'MISSED'})" for c in checks] + [""]
     parts += ["## Deployment recommendation", "", recommendation(results), ""]
+    found = verdict(results)
+    if found["rows"] and found["budget_ms"] is not None:
+        parts += ["### Margins to the rule's limits, beside the run's noise", "",
+                  f"Budget {found['budget_ms']:.2f} ms (batch-1 P50), retention target {found['floor']:.1%} of the "
+                  "teacher. A margin smaller than its noise (timing spread P95 − P50; the accuracy's 95% Wilson "
+                  "half-width) could flip on a re-run.", "", margins_table(found, results).to_markdown(index=False), ""]
     return "\n".join(parts)
 
 

@@ -284,7 +284,7 @@ def students_table(results: dict):
 
 
 BENCHMARK_COLUMNS = ["model", "precision", "batch", "p50_ms", "p95_ms", "p99_ms", "samples_per_s", "peak_mem_MB",
-                     "disk_MB", "speedup_vs_teacher", "speedup_same_precision", "max_abs_diff", "status"]
+                     "memory_method", "disk_MB", "speedup_vs_teacher", "speedup_same_precision", "max_abs_diff", "status"]
 REAL_LENGTH_COLUMNS = ["model", "precision", "batch", "seq", "p50_ms", "p95_ms", "samples_per_s",
                        "speedup_vs_teacher"]
 

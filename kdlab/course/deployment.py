@@ -17,24 +17,26 @@ from kdlab.exercises.deploy import reference_choice
 RULE = ("the most accurate trained model whose batch-1 P50 fits the budget (half the fp32 teacher's) and whose dev "
         "accuracy keeps the run's retention target; the faster on a tie; nothing if no model fits both")
 BUDGET_SHARE = 0.5  # of the fp32 teacher's batch-1 P50
+PADDED_SEQ = 128  # 04's first benchmark: random tokens padded to this length
 
 
-def _latency(results: dict, model: str, precision: str) -> float | None:
-    for row in results.get("benchmark") or []:
+def _latency(results: dict, model: str, precision: str, key: str = "benchmark") -> float | None:
+    for row in results.get(key) or []:
         if (isinstance(row, dict) and row.get("model") == model and row.get("precision") == precision
                 and int(row.get("batch", 0)) == 1 and row.get("status", "ok") == "ok"):
             return float(row["p50_ms"])
     return None
 
 
-def deployment_rows(results: dict) -> list[dict]:
-    """``{name, model, precision, p50_ms, accuracy, trained}`` per (trained model, measured precision): students
+def deployment_rows(results: dict, key: str = "benchmark") -> list[dict]:
+    """``{name, model, precision, p50_ms, accuracy, trained, timed_as, n}`` per (trained model, measured precision): students
     share their architecture's latency row (``student-<L>L``; speed does not depend on the weights) and carry their
     own accuracy (INT8 ones from ``int8_students``). When 06-Compression ran, its variants join (``06: …``), their
-    latency its measured speed-up over the teacher applied to 04's fp32 teacher."""
+    latency its measured speed-up over the teacher applied to 04's fp32 teacher. ``key``: the timing read
+    (``benchmark``: random tokens padded to 128; ``benchmark_real_lengths``: SST-2's dev sentences)."""
     rows = []
     teacher = teacher_entry(results)
-    precisions = sorted({r.get("precision") for r in results.get("benchmark") or [] if isinstance(r, dict)
+    precisions = sorted({r.get("precision") for r in results.get(key) or [] if isinstance(r, dict)
                          and r.get("status", "ok") == "ok" and r.get("precision") in ("fp32", "fp16", "int8")})
     int8 = results.get("int8_students") if isinstance(results.get("int8_students"), dict) else {}
     models = [("teacher", "teacher", teacher, results.get("int8_teacher"))]
@@ -44,40 +46,70 @@ def deployment_rows(results: dict) -> list[dict]:
         if UNTRAINED in timed_as or not measured(entry):
             continue
         for precision in precisions:
-            p50 = _latency(results, timed_as, precision)
-            accuracy = (int8_entry or {}).get("accuracy") if precision == "int8" else entry["accuracy"]
-            if p50 is None or accuracy is None:
+            p50 = _latency(results, timed_as, precision, key)
+            scored = (int8_entry or {}) if precision == "int8" else entry
+            if p50 is None or scored.get("accuracy") is None:
                 continue
             rows.append({"name": f"{name} {precision}", "model": name, "precision": precision, "p50_ms": p50,
-                         "accuracy": float(accuracy), "trained": True})
-    teacher_p50 = _latency(results, "teacher", "fp32")
+                         "accuracy": float(scored["accuracy"]), "trained": True, "timed_as": timed_as,
+                         "n": scored.get("n")})
+    teacher_p50 = _latency(results, "teacher", "fp32", key)
     for row in results.get("compression") or []:  # 06-Compression's variants, timed there against the teacher
         if (not isinstance(row, dict) or row.get("variant") == "teacher" or not row.get("speed_x_b1")
                 or row.get("accuracy_%") is None or teacher_p50 is None):
             continue
         rows.append({"name": f"06: {row['variant']}", "model": row["variant"], "precision": "cpu (06)",
                      "p50_ms": teacher_p50 / float(row["speed_x_b1"]), "accuracy": float(row["accuracy_%"]) / 100,
-                     "trained": True})
+                     "trained": True, "timed_as": None, "n": None})
     return rows
 
 
-def verdict(results: dict) -> dict:
-    """``{rule, rows, budget_ms, floor, basis, choice, teacher_accuracy}``: the rule applied to this run's rows."""
-    rows = deployment_rows(results)
+def verdict(results: dict, key: str = "benchmark") -> dict:
+    """``{rule, rows, budget_ms, floor, basis, choice, teacher_accuracy, key}``: the rule applied to this run's rows,
+    timed as ``key`` says (``deployment_rows``); the budget is half the fp32 teacher's P50 in the same timing."""
+    rows = deployment_rows(results, key)
     teacher = teacher_entry(results)
-    teacher_p50 = _latency(results, "teacher", "fp32")
+    teacher_p50 = _latency(results, "teacher", "fp32", key)
     floor, basis = retention_target(results)
     if not rows or teacher is None or teacher_p50 is None:
         return {"rule": RULE, "rows": rows, "budget_ms": None, "floor": floor, "basis": basis, "choice": None,
-                "teacher_accuracy": teacher["accuracy"] if teacher else None}
+                "teacher_accuracy": teacher["accuracy"] if teacher else None, "key": key}
     budget = BUDGET_SHARE * teacher_p50
     choice = reference_choice(rows, teacher["accuracy"], budget, floor)
     return {"rule": RULE, "rows": rows, "budget_ms": budget, "floor": floor, "basis": basis, "choice": choice,
-            "teacher_accuracy": teacher["accuracy"]}
+            "teacher_accuracy": teacher["accuracy"], "key": key}
 
 
-def verdict_text(found: dict) -> str:
-    """The verdict in two sentences, with the numbers."""
+def real_length_reading(results: dict, found: dict) -> str:
+    """The same rule on SST-2's real lengths (04's second benchmark), said only when it picks another model."""
+    if not results.get("benchmark_real_lengths") or found["budget_ms"] is None:
+        return ""
+    real = verdict(results, "benchmark_real_lengths")
+    if real["budget_ms"] is None or real["choice"] == found["choice"]:
+        return ""
+    precisions = sorted({r["precision"] for r in real["rows"]})
+    pick = (f"deploy `{real['choice']}` at {next(r for r in real['rows'] if r['name'] == real['choice'])['p50_ms']:.1f} ms"
+            if real["choice"] else "deploy nothing")
+    return (f"Two readings disagree: padded to {PADDED_SEQ} tokens (above) the rule picks "
+            f"`{found['choice'] or 'nothing'}`; at SST-2's real lengths (budget {real['budget_ms']:.1f} ms, "
+            f"timed in {', '.join(precisions)}) it would {pick}. Real lengths are what users of this service feel; "
+            "the padded timing is the worst case for inputs up to the maximum length.")
+
+
+def verdict_text(found: dict, results: dict | None = None) -> str:
+    """The verdict in two sentences, with the numbers; given ``results``, followed by its noise
+    (``kdlab.course.noise.noise_text``) and the real-length reading where it disagrees."""
+    text = _verdict_sentences(found)
+    if results is None or found["budget_ms"] is None:
+        return text
+    from kdlab.course.noise import noise_text
+
+    repeats = (results.get("config") or {}).get("bench_repeats")
+    extra = [noise_text(found, results, repeats), real_length_reading(results, found)]
+    return " ".join([text] + [e for e in extra if e])
+
+
+def _verdict_sentences(found: dict) -> str:
     if found["budget_ms"] is None:
         return "No verdict: the run has no teacher accuracy or no batch-1 latency yet (run 03 and 04)."
     t_acc = found["teacher_accuracy"]
@@ -113,7 +145,7 @@ def checklist(results: dict) -> str:
     rollback rule."""
     found = verdict(results)
     if found["choice"] is None:
-        return f"**No model to deploy.** {verdict_text(found)}"
+        return f"**No model to deploy.** {verdict_text(found, results)}"
     row = next(r for r in found["rows"] if r["name"] == found["choice"])
     t_acc = found["teacher_accuracy"]
     layers = ((results.get("students") or {}).get(row["model"]) or {}).get("layers")
@@ -145,3 +177,21 @@ def checklist(results: dict) -> str:
              "- **Rollback**: keep the teacher (or the model it replaces) deployed beside it; any alert above that "
              "lasts an hour sends 100% of traffic back, and the A/B sample decides whether to try again."]
     return "\n".join(lines)
+
+
+def p95_readings(results: dict) -> dict:
+    """R4.3's two readings: ``{key: (budget_ms, [names])}`` for ``benchmark`` (padded) and
+    ``benchmark_real_lengths``: the trained rows whose batch-1 **P95** fits half the fp32 teacher's P50 of the same
+    timing and whose accuracy keeps the retention target (the rule's limits, with the tail instead of the median)."""
+    out = {}
+    for key in ("benchmark", "benchmark_real_lengths"):
+        found = verdict(results, key)
+        if found["budget_ms"] is None:
+            continue
+        p95 = {(r.get("model"), r.get("precision")): r.get("p95_ms") for r in results.get(key) or []
+               if isinstance(r, dict) and int(r.get("batch", 0)) == 1 and r.get("status", "ok") == "ok"}
+        fits = [r["name"] for r in found["rows"] if p95.get((r["timed_as"], r["precision"])) is not None
+                and p95[(r["timed_as"], r["precision"])] <= found["budget_ms"]
+                and r["accuracy"] >= found["floor"] * found["teacher_accuracy"]]
+        out[key] = (found["budget_ms"], fits)
+    return out

@@ -13,6 +13,9 @@ from kdlab.measurement import benchmark
 from kdlab.measurement.onnx_export import onnx_missing
 from kdlab.measurement.quantize import quantize_int8, saved_size_bytes, state_dict_bytes
 from kdlab.metrics.classification import format_accuracy
+from kdlab.course.deploy_claims import claims_table
+from kdlab.course.noise import margins_table
+from kdlab.notebook.deployment_map import deployment_map
 from kdlab.notebook.run import LabRun
 from kdlab.report import show_report, write_report
 
@@ -58,11 +61,12 @@ class BenchmarkSteps(LabRun):
         return tables.benchmark_table(bench)
 
     def benchmark_real_lengths(self):
-        """The same at SST-2's real lengths (dev sentences, padded per batch), fp32 (recorded)."""
+        """The same at SST-2's real lengths (dev sentences, padded per batch), in every precision of ``benchmark``
+        (recorded): the deployment verdict reads both timings."""
         self._lineup_models()  # loads the student's tokenizer with it
         inputs = benchmark.real_length_inputs(self._tokenizer, list(self.data["validation"]["sentence"]),
                                               self.cfg.max_length)
-        real = self._bench(batch_sizes=(1, 32), precisions=self.precisions[:1], device=self.device,
+        real = self._bench(batch_sizes=(1, 32), precisions=self.precisions, device=self.device,
                            measure_disk=False, inputs=inputs)
         steps.record(self.cfg, benchmark_real_lengths=real.to_dict(orient="records"))
         return tables.benchmark_table(real, real_lengths=True)
@@ -96,11 +100,15 @@ class BenchmarkSteps(LabRun):
         return pd.DataFrame([{"model": name, "fp32 %": 100 * fp32[name]["accuracy"], "INT8 %": 100 * m["accuracy"]}
                              for name, m in int8.items()]).round(2)
 
+    def deployment_claims(self):
+        """The course text's speed-up, memory and distillation + INT8 claims beside this run's, with why they differ."""
+        return claims_table(self.results)
+
     def latency_bars(self):
         return plots.latency_bars(pd.DataFrame(self.results["benchmark"]))  # what 04's benchmark recorded
 
     def deployment_map(self):
-        return plots.deployment_map(deployment.verdict(self.results))
+        return deployment_map(deployment.verdict(self.results), self.results)
 
     def your_deployment(self, choose_deployment):
         """Your rule on this run's numbers beside kdlab's: every trained model, batch-1 P50."""
@@ -111,8 +119,8 @@ class BenchmarkSteps(LabRun):
                   f"   (kdlab's rule: {found['choice'] or 'nothing'}: see the exercise's check)"))
         except NotImplementedError:
             print("(the exercise is not done yet: kdlab's rule below)")
-        print(deployment.verdict_text(found))
-        return pd.DataFrame(found["rows"]).drop(columns=["trained"]).round(4)
+        print(deployment.verdict_text(found, self.results))
+        return margins_table(found, self.results)
 
     def write_report(self):
         """``report.md`` in the run folder, and shown here."""

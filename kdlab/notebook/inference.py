@@ -13,6 +13,7 @@ from kdlab.measurement.similarity import similarity_table
 from kdlab.metrics import evaluate_modules
 from kdlab.metrics.classification import confusion
 from kdlab.notebook.run import LabRun
+from kdlab.course.noise import format_p
 from kdlab.report import course_claims_table
 
 
@@ -97,7 +98,7 @@ class InferenceSteps(LabRun):
         except NotImplementedError:
             mine = "(exercise not done yet)"
         print(f"{a} right only: {right}, {b} right only: {wrong}; your p = {mine}, "
-              f"kdlab's p = {s[f'mcnemar_vs_{b}_p']:.4f}")
+              f"kdlab's {format_p(s[f'mcnemar_vs_{b}_p'])}")
 
     def course_claims(self):
         return course_claims_table(self.results)

@@ -65,7 +65,7 @@ def test_the_latency_takeaway_names_the_fastest_student_per_batch():
     text = plots.latency_bars(bench).takeaway
     assert "at batch 1 the fastest trained student is student-3L int8 (6.0 ms, 3.33× the fp32 teacher)" in text
     assert "at batch 32 the fastest trained student is student-3L fp32 (210.0 ms, 1.90×" in text
-    assert "2L (untrained)" not in text  # timing only: never named the one to pick (issue 33)
+    assert "fastest trained student is student-2L" not in text  # timing only: never the one to pick (issue 33)
 
 
 def test_the_sweep_takeaway_refuses_to_rank_inside_the_seed_noise():
@@ -97,3 +97,54 @@ def test_a_sweep_at_full_accuracy_plots_without_negative_bars():
     table = pd.DataFrame({"name": ["a", "b"], "accuracy_%": [100.0, 99.2], "low_%": [97.1, 95.0],
                           "high_%": [100.0 - 1e-12, 99.9], "train_s": [1.0, 1.0], "reused": [False, False]})
     plots.sweep_plot(table, "name")
+
+
+def test_the_latency_takeaway_calls_an_untrained_size_a_speed_bound_only():
+    bench = pd.DataFrame([{"model": m, "precision": "fp32", "batch": 1, "seq": 128, "p50_ms": v, "p95_ms": v * 1.2,
+                           "speedup_vs_teacher": 20.0 / v, "status": "ok"} for m, v in
+                          [("teacher", 20.0), ("student-3L", 10.0), ("student-2L (untrained)", 7.0)]])
+    text = plots.latency_bars(bench).takeaway
+    assert "student-2L (untrained) (7.0 ms) is a speed bound only: untrained, it has no accuracy" in text
+
+
+def _map_results():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "course"))
+    from test_deployment import _noisy
+
+    results = _noisy(spread=0.6)
+    n = len(results["dev_labels"])
+    results["students"]["ce-random"] = {**results["students"]["minilm"], "accuracy": 0.57, "n": n}
+    results["int8_students"]["ce-random"] = {**results["int8_students"]["minilm"], "accuracy": 0.56, "n": n}
+    return results
+
+
+def test_the_deployment_map_numbers_its_markers_without_overlap_and_frames_the_decision_region():
+    from kdlab.course.deployment import verdict
+    from kdlab.notebook.deployment_map import deployment_map
+
+    results = _map_results()
+    found = verdict(results)
+    fig = deployment_map(found, results)
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.number_labels]
+    assert len(boxes) == len(found["rows"])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    low, high = ax.get_ylim()
+    floor = 100 * found["floor"] * found["teacher_accuracy"]
+    assert floor - 6 < low < floor and high - low < 12  # not from 55%: ce-random (57%) sits on the lower edge, keyed
+    key = next(t.get_text() for t in fig.texts if "ce-random fp32" in t.get_text())
+    assert "(below the frame)" in key
+
+
+def test_the_deployment_map_takeaway_says_what_this_run_shows():
+    from kdlab.course.deployment import RULE, verdict
+    from kdlab.notebook.deployment_map import deployment_map
+
+    results = _map_results()
+    text = deployment_map(verdict(results), results).takeaway
+    assert text.startswith("`minilm int8` is the model inside both limits")
+    assert "inside the noise" in text and "`hinton fp32`" in text and RULE not in text
