@@ -97,3 +97,14 @@ def test_a_sweep_at_full_accuracy_plots_without_negative_bars():
     table = pd.DataFrame({"name": ["a", "b"], "accuracy_%": [100.0, 99.2], "low_%": [97.1, 95.0],
                           "high_%": [100.0 - 1e-12, 99.9], "train_s": [1.0, 1.0], "reused": [False, False]})
     plots.sweep_plot(table, "name")
+
+
+def test_the_attention_caption_quotes_the_printed_dev_numbers_and_their_reading(tiny_teacher, tiny_tokenizer):
+    """Issue 33: 02 printed 1.3561 → 0.2469 while its caption said 0.353 → 0.033 (another measure, one sentence):
+    given the dev KLs, the caption quotes exactly those, with the reading against uniform attention."""
+    kl = {"before": 1.3561, "after": 0.2469, "uniform": 0.8, "sentences": 872}
+    fig = plots.attention_maps({"teacher": tiny_teacher, "student": tiny_teacher}, tiny_tokenizer, "a fine film",
+                               dev_kl=kl)
+    assert "on 872 dev sentences" in fig.takeaway and "before 1.3561" in fig.takeaway
+    assert "after 0.2469" in fig.takeaway and "uniform attention 0.8000" in fig.takeaway
+    assert "confident and wrong" in fig.takeaway and "well below uniform" in fig.takeaway
