@@ -105,16 +105,20 @@ class InferenceSteps(LabRun):
     def similarity(self, n: int | None = None):
         """How much each student learned *from the teacher*: agreement, attention KL with its reading against the
         uniform bound, [CLS] cosine, beside the untrained student — on the first ``n`` dev sentences (None = all of
-        them, the set the accuracies use)."""
+        them, the set the accuracies use). Shown, not returned (so the readings are not cut at 50 characters)."""
         t, evals = self.teacher, self.evaluations()
         sample = list(self.data["validation"]["sentence"])[:n]
         before = self.initial_student()
         students = {n_: m for n_, (m, _, _) in self.students.items()}
         print(f"on {len(sample)} dev sentences (the accuracies above use {len(self.labels)})")
-        return similarity_table(t.model, {"before distillation": before, **students}, t.tokenizer, sample,
-                                evals["teacher"]["predictions"][:len(sample)],
-                                {name: evals[name]["predictions"][:len(sample)] for name in students},
-                                self.cfg.max_length)
+        table = similarity_table(t.model, {"before distillation": before, **students}, t.tokenizer, sample,
+                                 evals["teacher"]["predictions"][:len(sample)],
+                                 {name: evals[name]["predictions"][:len(sample)] for name in students},
+                                 self.cfg.max_length)
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", None, "display.width", 250):  # whole readings
+            display(table)
 
     def side_by_side(self, sentences: list[str]):
         models = {"teacher": (self.teacher.model, self.teacher.tokenizer),
