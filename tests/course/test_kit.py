@@ -177,3 +177,15 @@ def test_the_kits_answers_pass_the_check_on_the_run_they_were_written_from(tmp_p
     assert "6/3 = 2.00×" in found["R4.1"] and "97%" in found["R4.1"]
     _, results_path = executed_lab
     assert kit.check(results_path.parent) == {}  # the smoke run's answers too
+
+
+def test_the_instructor_docs_say_where_numbers_depend_on_the_machine_and_link_the_known_issues():
+    """Issue 33 finding 9: the kit and the class plan state that latency and INT8 accuracy vary by machine
+    (regenerate per machine); a known-issues sheet (symptom → cause → fix) is linked from the grading doc and plan."""
+    plan, grading = ((ROOT / "instructor" / n).read_text() for n in ("class-plan.md", "grading.md"))
+    issues = (ROOT / "instructor" / "known-issues.md").read_text()
+    assert "known-issues.md" in plan and "known-issues.md" in grading
+    assert re.search(r"^\| symptom.*\| cause.*\| fix", issues, re.M)
+    for text in (plan, (ROOT / "instructor" / "kit.py").read_text(), grading):
+        text = " ".join(text.split())
+        assert "depend on the machine" in text and "per machine" in text
