@@ -188,9 +188,11 @@ def last_layer_attention(model, tokenizer, sentence: str, head: int | None = Non
     return tokenizer.convert_ids_to_tokens(enc["input_ids"][0]), att.cpu().numpy()
 
 
-def attention_maps(models: dict, tokenizer, sentence: str):
+def attention_maps(models: dict, tokenizer, sentence: str, dev_kl: dict | None = None):
     """Last-layer attention (mean over heads) of each model for one sentence, side by side, on one color scale
-    with one color bar (so the panels can be compared)."""
+    with one color bar (so the panels can be compared). ``dev_kl`` (``{"before", "after", "uniform",
+    "sentences"}``, the numbers printed above the figure): the takeaway quotes those and their readings, so the
+    caption and the print never disagree; without it, the per-sentence KL of the head-averaged maps."""
     maps = {name: last_layer_attention(model, tokenizer, sentence) for name, model in models.items()}
     vmax = max(float(att.max()) for _, att in maps.values())
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 0.8, 4.4))
@@ -203,6 +205,14 @@ def attention_maps(models: dict, tokenizer, sentence: str):
         ax.set_title(name, fontsize=10)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="attention weight")
     fig.suptitle("Last-layer self-attention, mean over heads (rows: queries, columns: keys)", fontsize=10)
+    if dev_kl:
+        from kdlab.measurement.similarity import attention_kl_readings
+
+        read = attention_kl_readings({w: dev_kl[w] for w in ("before", "after")}, dev_kl["uniform"])
+        return _caption(fig, f"Attention KL to the teacher on {dev_kl.get('sentences', 'the')} dev sentences (the "
+                        f"numbers printed above): before {dev_kl['before']:.4f} — {read['before']}; after "
+                        f"{dev_kl['after']:.4f} — {read['after']}; uniform attention {dev_kl['uniform']:.4f}. The "
+                        "maps are one sentence, heads averaged: look where each row's weight sits.")
     (first, (_, reference)), *others = maps.items()
     if not others:
         return _caption(fig, f"{first}'s last-layer attention for this sentence.")
@@ -210,7 +220,7 @@ def attention_maps(models: dict, tokenizer, sentence: str):
     closest = min(kl, key=kl.get)
     return _caption(fig, "KL from " + first + "'s head-averaged map, mean over queries: " +
                     ", ".join(f"{n} {v:.3f}" for n, v in kl.items()) + f" — {closest} attends most like {first} on "
-                    "this sentence (one sentence, averaged heads: 03 measures it over 200).")
+                    "this sentence (one sentence, averaged heads: 03 measures it on every dev sentence).")
 
 
 def _row_kl(p: np.ndarray, q: np.ndarray) -> float:

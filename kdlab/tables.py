@@ -319,23 +319,27 @@ def side_by_side(models: dict, sentences: list[str], max_length: int = 128, name
     return table
 
 
-def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 10, names=None):
-    """Where teacher and student disagree: counts of who is right, and the first ``limit`` examples."""
+def disagreements(sentences, labels, teacher_pred, student_pred, limit: int = 5, names=None):
+    """Where teacher and student disagree: counts of who is right (teacher / student / neither), and up to
+    ``limit`` whole example sentences per answer of "who is right" (teacher first: the cases R3.3 asks about),
+    each with its gold label and both predictions."""
     import pandas as pd
 
     labels, teacher_pred, student_pred = map(np.asarray, (labels, teacher_pred, student_pred))
     top = int(max(labels.max(initial=0), teacher_pred.max(initial=0), student_pred.max(initial=0))) + 1
     names = display_class_names(count=top, names=names)
     differ = np.flatnonzero(teacher_pred != student_pred)
-    counts = pd.DataFrame([{
-        "disagreements": int(differ.size),
-        "teacher right": int((teacher_pred[differ] == labels[differ]).sum()),
-        "student right": int((student_pred[differ] == labels[differ]).sum()),
-    }])
+    who = np.where(teacher_pred[differ] == labels[differ], "teacher",
+                   np.where(student_pred[differ] == labels[differ], "student", "neither"))
+    counts = pd.DataFrame([{"disagreements": int(differ.size),
+                            **{f"{w} right": int((who == w).sum()) for w in ("teacher", "student", "neither")}}])
+    shown = [i for w in ("teacher", "student", "neither") for i in differ[who == w][:limit]]
+    right = dict(zip(differ.tolist(), who.tolist()))
     examples = pd.DataFrame({
-        "sentence": [sentences[i] for i in differ[:limit]],
-        "gold": [names[labels[i]] for i in differ[:limit]],
-        "teacher": [names[teacher_pred[i]] for i in differ[:limit]],
-        "student": [names[student_pred[i]] for i in differ[:limit]],
+        "sentence": [str(sentences[i]) for i in shown],
+        "gold": [names[labels[i]] for i in shown],
+        "teacher": [names[teacher_pred[i]] for i in shown],
+        "student": [names[student_pred[i]] for i in shown],
+        "who is right": [right[i] for i in shown],
     })
     return counts, examples

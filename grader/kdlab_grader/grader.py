@@ -39,6 +39,7 @@ from kdlab.errors import KDLabError
 from kdlab.exercises import EXERCISES
 from kdlab.exercises.core import MIME
 from kdlab_grader import checks, outputs, recipes, static
+from kdlab_grader.reflection_rubric import points as reflection_points
 from kdlab_grader.sandbox import Limits, Sandbox
 from kdlab_grader.submissions import (
     FileLimits,
@@ -209,12 +210,12 @@ def grade_student(student: str, folder: Path, settings: Settings, claimed: str =
     if missing:
         grade.status = "incomplete" if grade.status == "ok" else grade.status
     _guarded(grade, "results.json (targets)", _grade_targets, grade, results, rubric, wrong_profile)
-    per_answer = float(rubric.get("reflections", {}).get("answered", 0))
-    if per_answer:
-        for key, text in sorted(grade.answers.items()):
-            grade.items.append(Item(student, key.split(":")[0], f"reflection {key.split(':')[1]}",
-                                    per_answer if text else 0, per_answer, bool(text),
-                                    "answered" if text else "no answer"))
+    for key, text in sorted(grade.answers.items()):  # points per idea (reflection_rubric), not for answering
+        notebook, question = key.split(":")
+        got, top, message = reflection_points(question, text, rubric)
+        if top:
+            grade.items.append(Item(student, notebook, f"reflection {question}", got, top, bool(text) and got > 0,
+                                    message))
     grade.seconds = time.perf_counter() - start
     return grade
 

@@ -6,7 +6,8 @@
 - ``feature_cosine``: mean cosine similarity of the [CLS] hidden state of the last layer (equal widths only).
 
 ``similarity_table`` puts them side by side, also for a student before training (the cut from the teacher), so
-the change that distillation makes shows.
+the change that distillation makes shows; ``attention_kl_reading`` says what each KL means against the KL of
+attending uniformly (the table's ``reading`` column, 02's attention cell, the kit's R2.3 answer).
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def uniform_attention_kl(states: list) -> float:
         KL(A_t ‖ U) = Σ_j A_t,j log A_t,j + log n_real  =  log n_real − H(A_t)       (per head and real query)
 
     averaged like ``attention_distribution_loss`` (``states``: ``teacher_states``). It is the reference a measured
-    attention KL needs: a near-uniform student (an untrained one) scores close to it — KL is bounded for a uniform
-    guess — so a KL is "teacher-like" only well below this value, not merely lower than another student's."""
+    attention KL needs: a flat student scores exactly it — KL is bounded for a uniform guess — so a KL is
+    "teacher-like" only well below this value, not merely lower than another student's; a KL above it is not flat
+    but confidently elsewhere (``attention_kl_reading``)."""
     total, count = 0.0, 0
     for batch, q_t, k_t, _ in states:
         mask = batch["attention_mask"].to(q_t.device)
@@ -105,6 +107,36 @@ def uniform_attention_kl(states: list) -> float:
         total += float(attention_distribution_loss(uniform, k_t, q_t, k_t, mask)) * mask.shape[0]
         count += mask.shape[0]
     return total / count if count else float("nan")
+
+
+# A KL is read as its ratio to the uniform bound u = KL(A_t ‖ uniform): below LOW·u the student attends where the
+# teacher does; between LOW·u and NEAR_LOW·u it is partly there; within [NEAR_LOW·u, NEAR_HIGH·u] it is no closer
+# than attending to every token equally; above NEAR_HIGH·u it is *worse* than flat attention.
+KL_LOW, KL_NEAR_LOW, KL_NEAR_HIGH = 0.5, 0.9, 1.1
+
+
+def attention_kl_reading(kl: float, uniform: float) -> str:
+    """What a last-layer attention KL to the teacher says, read against ``uniform`` (``uniform_attention_kl``).
+
+    A flat (uniform) student scores exactly ``uniform``, so a KL *above* it cannot come from flat attention: the
+    student puts its attention confidently on tokens the teacher does not attend to (e.g. all on [CLS] or [SEP]) —
+    confident and wrong. Only a KL well below ``uniform`` means teacher-like attention."""
+    if not (np.isfinite(kl) and np.isfinite(uniform) and uniform > 0):
+        return "n/a"
+    ratio = kl / uniform
+    if ratio < KL_LOW:
+        return f"well below uniform ({ratio:.2f}×): attends where the teacher attends"
+    if ratio < KL_NEAR_LOW:
+        return f"below uniform ({ratio:.2f}×): partly teacher-like"
+    if ratio <= KL_NEAR_HIGH:
+        return f"near uniform ({ratio:.2f}×): no closer to the teacher than attending to every token equally"
+    return (f"above uniform ({ratio:.2f}×): not flat — confident and wrong, its attention sits on tokens the "
+            "teacher does not attend to (worse than attending flat)")
+
+
+def attention_kl_readings(kls: dict, uniform: float) -> dict[str, str]:
+    """``{name: attention_kl_reading(kl, uniform)}`` for ``{name: KL}``."""
+    return {name: attention_kl_reading(kl, uniform) for name, kl in kls.items()}
 
 
 def attention_kl_to_teacher(teacher, student, tokenizer, sentences: list[str], max_length: int = 128,
@@ -145,8 +177,9 @@ UNIFORM_ROW = "uniform attention (the bound, no model)"
 def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], teacher_predictions,
                      student_predictions: dict, max_length: int = 128):
     """One row per student: prediction agreement with the teacher, last-layer attention KL to the teacher, [CLS]
-    cosine similarity (NaN where widths or head counts differ); and a last row, ``UNIFORM_ROW``: the attention KL
-    of attending uniformly (``uniform_attention_kl``), the value a KL must be compared with. The teacher runs once
+    cosine similarity (NaN where widths or head counts differ), and the ``reading`` of its KL
+    (``attention_kl_reading``); and a last row, ``UNIFORM_ROW``: the attention KL of attending uniformly
+    (``uniform_attention_kl``), the value a KL must be compared with. The teacher runs once
     over ``sentences`` and each student once; a student missing from ``student_predictions`` (e.g. the untrained cut, to compare before and
     after distillation) is scored on that same pass's predictions."""
     states = teacher_states(teacher, tokenizer, sentences, max_length)
@@ -158,6 +191,11 @@ def similarity_table(teacher, students: dict, tokenizer, sentences: list[str], t
             predictions = measured["predictions"]
         rows.append({"student": name, "agreement_%": 100 * prediction_agreement(predictions, teacher_predictions),
                      "attention_KL_to_teacher": measured["attention_kl"], "cls_cosine": measured["cls_cosine"]})
-    rows.append({"student": UNIFORM_ROW, "agreement_%": float("nan"), "attention_KL_to_teacher":
-                 uniform_attention_kl(states), "cls_cosine": float("nan")})
-    return pd.DataFrame(rows).round(4)
+    uniform = uniform_attention_kl(states)
+    rows.append({"student": UNIFORM_ROW, "agreement_%": float("nan"), "attention_KL_to_teacher": uniform,
+                 "cls_cosine": float("nan")})
+    table = pd.DataFrame(rows).round(4)
+    table["reading"] = [attention_kl_reading(kl, uniform) if name != UNIFORM_ROW else "the bound: attending to "
+                        "every real token equally" for name, kl in zip(table["student"], table["attention_KL_to_teacher"])]
+    table.attrs["sentences"] = len(sentences)
+    return table

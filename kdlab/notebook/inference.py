@@ -103,30 +103,42 @@ class InferenceSteps(LabRun):
     def course_claims(self):
         return course_claims_table(self.results)
 
-    def similarity(self, n: int = 200):
-        """How much each student learned *from the teacher*: agreement, logit correlation, attention KL (n dev
-        sentences), beside the untrained student."""
+    def similarity(self, n: int | None = None):
+        """How much each student learned *from the teacher*: agreement, attention KL with its reading against the
+        uniform bound, [CLS] cosine, beside the untrained student — on the first ``n`` dev sentences (None = all of
+        them, the set the accuracies use). Shown, not returned (so the readings are not cut at 50 characters)."""
         t, evals = self.teacher, self.evaluations()
-        sample = list(self.data["validation"]["sentence"][:n])
+        sample = list(self.data["validation"]["sentence"])[:n]
         before = self.initial_student()
         students = {n_: m for n_, (m, _, _) in self.students.items()}
-        return similarity_table(t.model, {"before distillation": before, **students}, t.tokenizer, sample,
-                                evals["teacher"]["predictions"][:n],
-                                {name: evals[name]["predictions"][:n] for name in students}, self.cfg.max_length)
+        print(f"on {len(sample)} dev sentences (the accuracies above use {len(self.labels)})")
+        table = similarity_table(t.model, {"before distillation": before, **students}, t.tokenizer, sample,
+                                 evals["teacher"]["predictions"][:len(sample)],
+                                 {name: evals[name]["predictions"][:len(sample)] for name in students},
+                                 self.cfg.max_length)
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", None, "display.width", 250):  # whole readings
+            display(table)
 
     def side_by_side(self, sentences: list[str]):
         models = {"teacher": (self.teacher.model, self.teacher.tokenizer),
                   **{n: (m, tok) for n, (m, tok, _) in self.students.items()}}
         return tables.side_by_side(models, sentences, self.cfg.max_length, names=self.classes)
 
-    def disagreements(self, name: str | None = None):
+    def disagreements(self, name: str | None = None, limit: int = 5):
+        """Teacher against ``name`` (default: the best student) on every dev sentence: who is right where they
+        disagree, and up to ``limit`` whole sentences per answer, with the gold label (shown uncut)."""
+        import pandas as pd
+
         name = name or self.best_student()
         counts, examples = tables.disagreements(list(self.data["validation"]["sentence"]), self.labels,
-                                                self.predictions("teacher"), self.predictions(name),
+                                                self.predictions("teacher"), self.predictions(name), limit=limit,
                                                 names=self.classes)
-        print(f"teacher vs {name}")
+        print(f"teacher vs {name} on {len(self.labels)} dev sentences")
         display(counts)
-        return examples
+        with pd.option_context("display.max_colwidth", None):  # whole sentences, not cut at 50 characters
+            display(examples)
 
     def confusion_matrices(self):
         k = len(self.classes)

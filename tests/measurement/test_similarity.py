@@ -91,3 +91,15 @@ def test_uniform_attention_is_the_bound_a_kl_is_read_against(tiny_teacher, tiny_
     table = similarity_table(tiny_teacher, {"same": tiny_teacher}, tiny_tokenizer, SENTENCES, teacher_pred, {}, 32)
     assert table.iloc[-1]["student"] == UNIFORM_ROW and table.iloc[-1]["attention_KL_to_teacher"] > 0
     assert table.set_index("student").loc["same", "attention_KL_to_teacher"] == pytest.approx(0, abs=1e-5)
+
+
+def test_a_kl_above_uniform_reads_as_confident_and_wrong_not_flat():
+    """Finding 4 of issue 33: a flat student scores exactly the uniform KL, so above it means attention confidently
+    elsewhere; only well below it means teacher-like."""
+    from kdlab.measurement.similarity import attention_kl_readings
+
+    read = attention_kl_readings({"before": 1.3561, "after": 0.2469, "flat": 0.80, "half": 0.6}, 0.80)
+    assert read["before"].startswith("above uniform") and "confident and wrong" in read["before"]
+    assert "not flat" in read["before"]
+    assert read["after"].startswith("well below uniform") and read["flat"].startswith("near uniform")
+    assert read["half"].startswith("below uniform")

@@ -148,3 +148,14 @@ def test_the_deployment_map_takeaway_says_what_this_run_shows():
     text = deployment_map(verdict(results), results).takeaway
     assert text.startswith("`minilm int8` is the model inside both limits")
     assert "inside the noise" in text and "`hinton fp32`" in text and RULE not in text
+
+
+def test_the_attention_caption_quotes_the_printed_dev_numbers_and_their_reading(tiny_teacher, tiny_tokenizer):
+    """Issue 33: 02 printed 1.3561 → 0.2469 while its caption said 0.353 → 0.033 (another measure, one sentence):
+    given the dev KLs, the caption quotes exactly those, with the reading against uniform attention."""
+    kl = {"before": 1.3561, "after": 0.2469, "uniform": 0.8, "sentences": 872}
+    fig = plots.attention_maps({"teacher": tiny_teacher, "student": tiny_teacher}, tiny_tokenizer, "a fine film",
+                               dev_kl=kl)
+    assert "on 872 dev sentences" in fig.takeaway and "before 1.3561" in fig.takeaway
+    assert "after 0.2469" in fig.takeaway and "uniform attention 0.8000" in fig.takeaway
+    assert "confident and wrong" in fig.takeaway and "well below uniform" in fig.takeaway

@@ -17,3 +17,19 @@ def test_the_ce_of_a_transfer_set_is_also_given_per_labelled_row():
     assert table.loc["kd", "per_labelled_row"] == pytest.approx(0.5)  # the other terms use every row
     everyone = [{**h, "labelled_share": 1.0} for h in history]
     assert "per_labelled_row" not in loss_terms_table(everyone, loss).columns
+
+
+def test_disagreements_show_whole_sentences_the_gold_label_and_who_is_right():
+    """R3.3 asks for a sentence the student gets wrong and the teacher right: the table must show it whole, with
+    its gold label and who is right (teacher / student / neither)."""
+    from kdlab.tables import disagreements
+
+    long = "the best that can be said about the work here is that it is competently made , and no more than that ."
+    sentences = [long, "fine", "dull", "a mess", "ok"]
+    labels, teacher, student = [0, 1, 0, 2, 1], [0, 1, 1, 1, 1], [1, 1, 0, 0, 1]
+    counts, examples = disagreements(sentences, labels, teacher, student, names=["neg", "pos", "neutral"])
+    assert counts.iloc[0].to_dict() == {"disagreements": 3, "teacher right": 1, "student right": 1,
+                                        "neither right": 1}
+    assert list(examples["who is right"]) == ["teacher", "student", "neither"]  # teacher-right first
+    assert examples.iloc[0]["sentence"] == long and examples.iloc[0]["gold"] == "neg"
+    assert examples.iloc[2][["gold", "teacher", "student"]].tolist() == ["neutral", "pos", "neg"]
