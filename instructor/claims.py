@@ -24,8 +24,6 @@ from __future__ import annotations
 import math
 import re
 
-BUDGET_MS, RETENTION = 10.0, 0.97  # R4.3's service: P95 ≤ 10 ms, ≥ 97% of the teacher's accuracy
-
 _NUMBER = re.compile(
     r"(?P<rule>[≤≥<>]\s*|p\s*[<>]\s*)?(?P<value>\d+(?:\.\d+)?)"
     r"(?P<unit>%| ms\b|×| dev sentences\b| sentences\b)|(?P<p>\bp\s*=\s*)(?P<pvalue>\d+(?:\.\d+)?(?:e-?\d+)?)")
@@ -97,22 +95,13 @@ def number_errors(answer: str, facts: dict[str, set[float]]) -> list[str]:
 
 
 def qualifying(results: dict, real_lengths: bool) -> list[str]:
-    """Rows of 04's deployment table with batch-1 P95 ≤ ``BUDGET_MS`` (padded to 128 tokens, or at SST-2's real
-    lengths: fp32 rows only, as 04 times them) and accuracy ≥ ``RETENTION`` × the teacher's."""
-    from kdlab.course.deployment import deployment_rows
+    """R4.3's rows (``kdlab.course.deployment.p95_readings``): batch-1 **P95** within the rule's budget (half the
+    fp32 teacher's P50 of the same timing: padded to 128 tokens, or at SST-2's real lengths) and accuracy at the
+    retention target; [] when 04 did not time that reading."""
+    from kdlab.course.deployment import p95_readings
 
     key = "benchmark_real_lengths" if real_lengths else "benchmark"
-    p95 = {(r["model"], r["precision"]): r.get("p95_ms") for r in results.get(key) or []
-           if isinstance(r, dict) and r.get("status", "ok") == "ok" and int(r.get("batch", 0)) == 1}
-    floor = RETENTION * results["teacher"]["accuracy"]
-    out = []
-    for row in deployment_rows(results):
-        timed_as = "teacher" if row["model"] == "teacher" else \
-            f"student-{(results['students'].get(row['model']) or {}).get('layers')}L"
-        latency = p95.get((timed_as, row["precision"]))
-        if latency is not None and latency <= BUDGET_MS and row["accuracy"] >= floor:
-            out.append(row["name"])
-    return out
+    return p95_readings(results).get(key, (None, []))[1]
 
 
 def _r32(answer: str, results: dict) -> list[str]:
