@@ -47,7 +47,7 @@ ALLOWED = {
     "language models": {"foundation", "data", "distillation", "measurement"},
     "compression": {"foundation", "models", "metrics", "distillation", "measurement"},
     "exercises": {"distillation"},
-    "course": {"foundation", "data", "models", "measurement", "exercises"},
+    "course": {"foundation", "data", "models", "metrics", "measurement", "exercises"},
     "notebooks": {"foundation", "data", "models", "metrics", "distillation", "measurement", "language models",
                   "exercises", "course"},
     "command line": {"foundation", "distillation", "course", "notebooks"},
