@@ -375,7 +375,9 @@ def loss_race(race: dict, verdict: dict):
         return _caption(fig, f"your objective is kdlab's from the first logged step ({mine[0]:.4f} vs "
                              f"{theirs[0]:.4f}, every term alike): your loss trains what kdlab's does; {verdict['text']}")
     k = next((k for k in differ if k != "loss"), "loss")
-    return _caption(fig, f"your {k} differs from kdlab's from the first logged step ({first[0][k]:.4g} vs "
+    term = {"loss_kd": "KD term", "loss_attention": "attention term", "loss_value": "value-relation term",
+            "loss": "objective"}.get(k, k)
+    return _caption(fig, f"your {term} differs from kdlab's from the first logged step ({first[0][k]:.4g} vs "
                          f"{first[1][k]:.4g}): your loss is not kdlab's — the check above says how; {verdict['text']}")
 
 

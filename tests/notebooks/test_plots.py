@@ -93,13 +93,13 @@ def test_the_race_takeaway_tells_a_right_loss_from_a_wrong_one_and_names_no_winn
     right = race(Run([0.9, 0.5], 320), Run([0.9000001, 0.52], 316))
     assert "your loss trains what kdlab's does" in right.takeaway and "no measurable difference" in right.takeaway
     wrong = race(Run([0.9, 0.5], 320), Run([0.06, 0.03], 280))
-    assert "your loss is not kdlab's" in wrong.takeaway and "your loss differs" in wrong.takeaway
+    assert "your loss is not kdlab's" in wrong.takeaway and "your objective differs" in wrong.takeaway
     hidden = Run([0.3577, 0.2], 318)  # a reversed kd_loss: the total barely moves, its own term does
     hidden.history[0].update(loss_kd=0.0119, loss_attention=0.6)
     theirs = Run([0.3576, 0.2], 320)
     theirs.history[0].update(loss_kd=0.0101, loss_attention=0.6)
     hidden = race(theirs, hidden).takeaway
-    assert "your loss_kd differs" in hidden and "not kdlab's" in hidden and "no measurable difference" in hidden
+    assert "your KD term differs" in hidden and "not kdlab's" in hidden and "no measurable difference" in hidden
     assert "kdlab's loss trains the better student: your loss 70.0%" in wrong.takeaway
     bars = wrong.axes[1]
     assert bars.get_ylim()[0] == 0 and [t.get_text() for t in bars.get_xticklabels()] == ["kdlab's loss", "your loss"]
