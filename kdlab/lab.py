@@ -295,6 +295,7 @@ def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", re
 
     from kdlab.distillation.custom import with_functions
     from kdlab.distillation.losses import DistillationLoss
+    from kdlab.distillation.trainer import length_group_steps
     from kdlab.distillation.training import distill
 
     attempted = {}
@@ -311,7 +312,9 @@ def loss_race(cfg: KDConfig, teacher: Teacher, data, variant: str = "minilm", re
             pass
         attempted[name] = fn
     small = race_data(cfg, data)
-    cfg_r = dc.replace(cfg, eval_steps=None, logging_steps=max(1, min(cfg.logging_steps, 10)))
+    # One logged window per length group (the batches are grouped by length): no sawtooth in the race's curves.
+    group = length_group_steps(len(small["train"]), cfg.batch_size, cfg.gradient_accumulation_steps)
+    cfg_r = dc.replace(cfg, eval_steps=None, logging_steps=group)
     base = DistillationLoss.from_config(cfg_r, variant)
     runs = {"kdlab": base}
     if attempted:

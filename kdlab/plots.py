@@ -316,40 +316,48 @@ def sweep_plot(table, x: str, title: str = ""):
                          f"({worst['accuracy_%']:.1f}%): {gap:.1f} points apart, {reading}.")
 
 
-def loss_race(race: dict):
-    """02's loss race: the training loss of the student trained with your loss beside kdlab's (same seed, same
-    batches), and each one's dev accuracy. ``race``: ``kdlab.lab.loss_race``'s result."""
+def loss_race(race: dict, verdict: dict):
+    """02's loss race: the training objective of the student trained with your loss beside kdlab's (same seed,
+    same batches; one point per length group, so no sawtooth), and each one's dev accuracy with its 95% interval.
+    ``race``: ``kdlab.lab.loss_race``'s result; ``verdict``: ``kdlab.distillation.custom.race_verdict``'s."""
+    from kdlab.distillation.custom import RACE_LABELS
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2.2, 1]})
     colors = {"kdlab": "tab:blue", "yours": "tab:orange"}
     for name, result in race.items():
         steps = [h["step"] for h in result.history if "loss" in h and "eval_loss" not in h and "step" in h]
-        losses = [h["loss"] for h in result.history if "loss" in h and "eval_loss" not in h and "step" in h]
-        left.plot(steps, losses, marker=".", label={"kdlab": "kdlab's loss", "yours": "your loss"}.get(name, name),
-                  color=colors.get(name))
-    left.set(xlabel="step", ylabel="training objective", title="the same student, batches and seed; only the loss differs")
+        left.plot(steps, _losses(result.history), marker=".", label=RACE_LABELS.get(name, name), color=colors.get(name))
+    left.set(xlabel="step", ylabel="training objective (mean per length group)",
+             title="the same student, batches and seed; only the loss differs")
     left.legend()
-    names = list(race)
-    accs = [100 * race[n].metrics["accuracy"] for n in names]
-    bars = right.bar(names, accs, color=[colors.get(n, "gray") for n in names])
-    right.bar_label(bars, fmt="%.1f%%")
-    right.set(ylabel="dev accuracy (%)", ylim=(0, 100), title="after the race")  # from 0: bars compare by length
+    names, runs = list(race), verdict["runs"]
+    accs = [100 * runs[n]["accuracy"] for n in names]
+    below = [max(0.0, a - 100 * runs[n]["low"]) for a, n in zip(accs, names)]
+    above = [max(0.0, 100 * runs[n]["high"] - a) for a, n in zip(accs, names)]
+    bars = right.bar([RACE_LABELS.get(n, n) for n in names], accs, yerr=[below, above], capsize=6,
+                     color=[colors.get(n, "gray") for n in names])
+    right.bar_label(bars, fmt="%.1f%%", label_type="center", color="white")
+    right.set(ylabel="dev accuracy (%)", ylim=(0, 100), title="after the race (95% intervals)")
     fig.tight_layout()
     if "yours" not in race:
         return _caption(fig, f"kdlab's loss alone ({accs[0]:.1f}%): do the exercises above and re-run this cell to "
                              "race your own loss against it.")
     mine, theirs = (_losses(race[n].history) for n in ("yours", "kdlab"))
-    acc = {n: 100 * race[n].metrics["accuracy"] for n in ("yours", "kdlab")}
     if not (mine and theirs):
-        return _caption(fig, f"no training loss was logged; dev accuracy {acc['yours']:.1f}% (yours) vs "
-                             f"{acc['kdlab']:.1f}% (kdlab's).")
-    # The first logged window decides: a wrong loss differs from step 1; a right one can drift later by float noise.
-    same = bool(mine and theirs) and abs(mine[0] - theirs[0]) <= 1e-3 * max(abs(theirs[0]), 1e-8)
-    return _caption(fig, (f"your objective is kdlab's from the first logged steps ({mine[0]:.4f} vs {theirs[0]:.4f}), "
-                          f"and the students end at {acc['yours']:.1f}% vs {acc['kdlab']:.1f}%: your loss trains "
-                          "what kdlab's does." if same else
-                          f"your objective differs from the first logged steps ({mine[0]:.4f} vs {theirs[0]:.4f} "
-                          f"for kdlab's) and your student ends at {acc['yours']:.1f}% against {acc['kdlab']:.1f}%: "
-                          "your loss is not kdlab's — the check above says how."))
+        return _caption(fig, f"no training loss was logged; {verdict['text']}")
+    # The first logged step decides (same weights, same batch): a term computed differently differs there; later
+    # windows can drift by float noise. Each term is compared (a wrong kd_loss can hide in a total of other terms).
+    first = [next(h for h in race[n].history if "loss" in h and "step" in h) for n in ("yours", "kdlab")]
+    differ = [k for k in first[1] if (k == "loss" or k.startswith("loss_")) and k in first[0]
+              and abs(first[0][k] - first[1][k]) > 1e-3 * max(abs(first[1][k]), 1e-8)]
+    if not differ:
+        return _caption(fig, f"your objective is kdlab's from the first logged step ({mine[0]:.4f} vs "
+                             f"{theirs[0]:.4f}, every term alike): your loss trains what kdlab's does; {verdict['text']}")
+    k = next((k for k in differ if k != "loss"), "loss")
+    term = {"loss_kd": "KD term", "loss_attention": "attention term", "loss_value": "value-relation term",
+            "loss": "objective"}.get(k, k)
+    return _caption(fig, f"your {term} differs from kdlab's from the first logged step ({first[0][k]:.4g} vs "
+                         f"{first[1][k]:.4g}): your loss is not kdlab's — the check above says how; {verdict['text']}")
 
 
 def _losses(history) -> list[float]:

@@ -224,24 +224,26 @@ def loss_terms_table(history: list[dict], loss, last: int = 3):
     return table.round(4)
 
 
-def loss_race_table(race: dict):
-    """02's loss race in numbers: per run, the terms computed by your functions, the objective at the end (mean of
-    the last logging windows) and the dev accuracy with its 95% interval."""
+def loss_race_table(race: dict, verdict: dict):
+    """02's loss race in numbers: per run (``RACE_LABELS``), the terms computed by your functions, the objective at
+    the end (mean of the last three logged length groups), the dev accuracy with its Wilson 95% interval (from
+    ``verdict``: ``kdlab.distillation.custom.race_verdict``) and whether the run was reused from disk."""
     import pandas as pd
 
     from kdlab.artifacts import read_json
+    from kdlab.distillation.custom import RACE_LABELS
     from kdlab.distillation.training import RESULT_FILE
 
     rows = []
     for name, result in race.items():
         logs = [h["loss"] for h in result.history if "loss" in h and "eval_loss" not in h and "train_runtime" not in h]
         record_loss = (read_json(result.output_dir / RESULT_FILE) or {}).get("loss", {})
-        m = result.metrics
-        rows.append({"run": name, "your functions": ", ".join(record_loss.get("student_functions", [])) or "—",
+        r = verdict["runs"][name]
+        rows.append({"run": RACE_LABELS.get(name, name),
+                     "your functions": ", ".join(record_loss.get("student_functions", [])) or "—",
                      "final objective": float(np.mean(logs[-3:])) if logs else float("nan"),
-                     "dev accuracy %": round(100 * m["accuracy"], 2),
-                     "95% CI": f"[{100 * m['acc_low']:.1f}, {100 * m['acc_high']:.1f}]",
-                     "train_s": round(result.train_seconds)})
+                     "dev accuracy %": round(100 * r["accuracy"], 2),
+                     "95% CI": f"[{100 * r['low']:.1f}, {100 * r['high']:.1f}]", "reused": bool(result.reused)})
     return pd.DataFrame(rows).round(4)
 
 

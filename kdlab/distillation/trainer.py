@@ -224,6 +224,21 @@ class DistillationTrainer(Trainer):
         super().log(logs, start_time)
 
 
+MEGA_BATCH_MAX = 50  # transformers' group_by_length sampler: at most this many batches per length group
+
+
+def length_group_steps(rows: int, batch_size: int, gradient_accumulation_steps: int = 1) -> int:
+    """Optimizer steps per length group under ``train_sampling_strategy="group_by_length"`` (one GPU).
+
+    transformers' ``get_length_grouped_indices`` cuts the shuffled ``rows`` into mega-batches of
+    m = min(rows // (4·b), ``MEGA_BATCH_MAX``) batches (at least 1), b = batch_size · gradient_accumulation_steps
+    rows per optimizer step, and sorts each mega-batch from long to short sentences. A loss averaged over fewer
+    than m steps alternates between long- and short-sentence windows (a sawtooth); logged every m steps, each point
+    is the mean over one group. Returns m."""
+    b = batch_size * gradient_accumulation_steps
+    return max(1, min(rows // (4 * b), MEGA_BATCH_MAX))
+
+
 # The lab's fixed choices for every run (the config's TrainSettings supply the rest: kdlab.config).
 LAB_TRAINING_ARGUMENTS = dict(
     save_total_limit=2,

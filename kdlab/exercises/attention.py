@@ -7,7 +7,7 @@ import math
 import torch
 
 from kdlab.distillation.losses import attention_distribution_loss, value_relation_loss
-from kdlab.exercises.core import CheckResult, Mismatch, as_float, close, diagnose, run_cases
+from kdlab.exercises.core import REVERSED_KL, CheckResult, Mismatch, as_float, close, diagnose, run_cases
 
 
 def _qkv(b: int, h: int, s: int, d: int, seed: int) -> torch.Tensor:
@@ -50,7 +50,7 @@ def _hints(a_s, b_s, a_t, b_t, mask) -> dict[str, float]:
             _kl_variant(a_s, b_s, a_t, b_t, mask, mask_keys=False, mask_queries=False),
         "the scores are not scaled: divide QKᵀ (or VVᵀ) by √d, d = the head width.":
             _kl_variant(a_s, b_s, a_t, b_t, mask, scale=False),
-        "the KL direction is reversed: MiniLM uses KL(teacher ‖ student) = Σ A_t (log A_t − log A_s).":
+        f"{REVERSED_KL}: MiniLM uses KL(teacher ‖ student) = Σ A_t (log A_t − log A_s).":
             _kl_variant(a_s, b_s, a_t, b_t, mask, reverse=True),
         "you summed over the heads: average over heads (and over real queries, then over the batch).":
             _kl_variant(a_s, b_s, a_t, b_t, mask, heads="sum"),

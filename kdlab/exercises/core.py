@@ -21,6 +21,10 @@ import torch
 from kdlab import __version__
 
 MIME = "application/vnd.kdlab.check+json"
+# The one name of the reversed-KL mistake (KL(student ‖ teacher) where KL(teacher ‖ student) is asked): every hint
+# for it starts with this phrase, and a check that finds it sets ``CheckResult.kl_reversed`` (02's loss race says
+# what a reversed KL can and cannot show with two classes).
+REVERSED_KL = "the KL direction is reversed"
 
 
 @dataclass
@@ -35,6 +39,7 @@ class CheckResult:
     cases_total: int = 0
     source_sha: str = ""  # sha256 of the checked function's source (stale-output detection when grading)
     details: list[str] = field(default_factory=list)
+    kl_reversed: bool = False  # the first failing case matched the reversed KL (REVERSED_KL)
 
     @property
     def text(self) -> str:
@@ -51,7 +56,11 @@ class CheckResult:
 
 
 class Mismatch(Exception):
-    """A case whose result differs from the reference; the message says how."""
+    """A case whose result differs from the reference; the message says how (``kl_reversed``: the reversed KL)."""
+
+    def __init__(self, message: str, kl_reversed: bool = False):
+        super().__init__(message)
+        self.kl_reversed = kl_reversed
 
 
 class RaisedElsewhere(Exception):
@@ -85,7 +94,8 @@ def run_cases(exercise: str, fn: Callable, cases: list[tuple[str, Callable[[Call
         except NotImplementedError:
             return not_attempted(exercise)
         except Mismatch as exc:
-            return CheckResult(exercise, False, True, f"case '{name}': {exc}", passed, len(cases), source_sha(fn))
+            return CheckResult(exercise, False, True, f"case '{name}': {exc}", passed, len(cases), source_sha(fn),
+                               kl_reversed=exc.kl_reversed)
         except RaisedElsewhere as exc:
             e = exc.error
             return CheckResult(exercise, False, True,
@@ -141,6 +151,7 @@ def diagnose(got: float, expected: float, alternatives: dict[str, float], contex
                        "negative number rather than exp() and log() of probabilities that can underflow to 0.")
     for hint, value in alternatives.items():
         if close(got, value, rel=1e-3, abs_=1e-7):
-            raise Mismatch(f"{context}: got {got:.6g}, expected {expected:.6g} — {hint}")
+            raise Mismatch(f"{context}: got {got:.6g}, expected {expected:.6g} — {hint}",
+                           kl_reversed=hint.startswith(REVERSED_KL))
     ratio = got / expected if expected else float("nan")
     raise Mismatch(f"{context}: got {got:.6g}, expected {expected:.6g} (ratio {ratio:.3g}).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises.core import CheckResult, Mismatch, as_float, close, diagnose, run_cases
+from kdlab.exercises.core import REVERSED_KL, CheckResult, Mismatch, as_float, close, diagnose, run_cases
 
 
 def _logits(b: int, c: int, seed: int, scale: float = 3.0) -> torch.Tensor:
@@ -72,7 +72,7 @@ def _kd_alternatives(z_s, z_t, t) -> dict[str, float]:
         "the T² factor is missing: multiply the KL by T² (Hinton et al.: it keeps the soft targets' gradients "
         "from shrinking as 1/T²).": ref / (t * t),
         "T² is applied twice (wrong by a factor T²).": ref * t * t,
-        "the KL direction is reversed: Hinton's loss is KL(p_teacher ‖ p_student) = Σ p_t (log p_t − log p_s).":
+        f"{REVERSED_KL}: Hinton's loss is KL(p_teacher ‖ p_student) = Σ p_t (log p_t − log p_s).":
             reversed_kl,
         "you summed over the batch: average over the examples (F.kl_div(..., reduction='batchmean')).": ref * b,
         "reduction='mean' also averages over the classes: use reduction='batchmean' (sum over classes, mean over "

@@ -9,6 +9,7 @@ from kdlab.course import reference
 from kdlab.course.storage import drive_bytes, saved_models, smaller_student_layers
 from kdlab.course.runtimes import describe_distill_estimate, distill_estimate
 from kdlab.display import report
+from kdlab.distillation.custom import race_verdict, reversed_kl_note
 from kdlab.distillation.seeds import seed_table
 from kdlab.distillation.losses import DistillationLoss
 from kdlab.measurement.similarity import (attention_kl_readings, compare_to_teacher, teacher_states,
@@ -40,14 +41,21 @@ class DistillSteps(LabRun):
 
     def loss_race(self, **functions):
         """Your loss terms (``kd_loss=…, attention_kl=…, value_relation_kl=…``) against kdlab's, each trained on the
-        same small transfer set from the same start: the checks, the curves and the final table."""
+        same small transfer set from the same start: the checks, the curves, the verdict (intervals and a paired
+        test) and the final table; a reversed ``kd_loss`` is told what two classes cannot show."""
+        checks = {}
         for exercise, name in (("kd_loss", "kd_loss"), ("attention_kl", "attention_kl"),
                                ("value_relation", "value_relation_kl")):
             if name in functions:
-                print(exercises.run_check(exercise, functions[name]).text)
+                checks[name] = exercises.run_check(exercise, functions[name])
+                print(checks[name].text)
         race = steps.loss_race(self.cfg, self.teacher, self.data, **functions)
-        plots.loss_race(race)
-        return tables.loss_race_table(race)
+        labels = self.data["validation"]["label"]
+        verdict = race_verdict(race, labels)
+        plots.loss_race(race, verdict)
+        if "kd_loss" in checks and checks["kd_loss"].kl_reversed and "yours" in race:
+            print(reversed_kl_note(len(set(labels))))
+        return tables.loss_race_table(race, verdict)
 
     def train(self, variant: str, name: str | None = None, **settings) -> None:
         """Train (or reuse, when saved with the same settings) one student and show its dev accuracy. ``variant``:

@@ -96,6 +96,26 @@ def test_attention_mistakes_are_named():
     assert "KL direction is reversed" in _message("attention_kl", reversed_kl)
 
 
+def test_a_reversed_kl_is_named_once_and_flagged_on_the_result():
+    """One phrase (REVERSED_KL) for the mistake in every check that can find it, and a flag 02's race reads."""
+    from kdlab.exercises.core import REVERSED_KL
+
+    def reversed_kd(s, t, T):
+        return T * T * F.kl_div(F.log_softmax(t / T, -1), F.softmax(s / T, -1), reduction="batchmean")
+
+    def reversed_attention(q_s, k_s, q_t, k_t, mask):
+        return solutions.attention_kl(q_t, k_t, q_s, k_s, mask)
+
+    def no_t2(s, t, T):
+        return F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+
+    for exercise, fn in (("kd_loss", reversed_kd), ("attention_kl", reversed_attention)):
+        result = run_check(exercise, fn)
+        assert result.kl_reversed and REVERSED_KL in result.message and result.payload()["kl_reversed"]
+    assert not run_check("kd_loss", no_t2).kl_reversed
+    assert not run_check("kd_loss", solutions.kd_loss).kl_reversed
+
+
 def test_other_exercises_name_their_mistakes():
     assert "multiplied the logits by T" in _message("softmax_temperature", lambda z, T: torch.softmax(z * T, -1))
     assert "keeps the top layer" in _message("alternate_layer_map",

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -207,7 +208,10 @@ def test_the_loss_race_trains_your_loss_beside_kdlabs_on_the_same_batches(tmp_pa
 
     from kdlab import tables
 
-    cfg = lab.setup("smoke", runs_dir=str(tmp_path), race_sentences=128)
+    from kdlab.distillation.custom import race_verdict
+    from kdlab.distillation.trainer import length_group_steps
+
+    cfg = lab.setup("smoke", runs_dir=str(tmp_path), race_sentences=256)
     teacher = lab.prepare_teacher(cfg)
     data = lab.load_data(cfg)
 
@@ -224,8 +228,17 @@ def test_the_loss_race_trains_your_loss_beside_kdlabs_on_the_same_batches(tmp_pa
     assert len(kd["kdlab"]) == len(kd["yours"])  # the same steps
     ratio = kd["kdlab"][0] / kd["yours"][0]  # the first window: same weights, same batch
     assert ratio == pytest.approx(cfg.temperature ** 2, rel=0.05)  # the missing T², visible in the log
-    table = tables.loss_race_table(race).set_index("run")
-    assert table.loc["yours", "your functions"] == "kd_loss" and table.loc["kdlab", "your functions"] == "—"
+    # one logged window per length group (after the first step): no sawtooth
+    group = length_group_steps(len(lab.race_data(cfg, data)["train"]), cfg.batch_size)
+    logged = [h["step"] for h in race["kdlab"].history if "loss" in h and "train_runtime" not in h]
+    assert group > 1 and set(np.diff(logged[1:])) == {group}
+    verdict = race_verdict(race, data["validation"]["label"])
+    table = tables.loss_race_table(race, verdict).set_index("run")
+    assert table.loc["your loss", "your functions"] == "kd_loss" and table.loc["kdlab's loss", "your functions"] == "—"
+    assert "train_s" not in table and not table["reused"].any()
+    again = lab.loss_race(cfg, teacher, data, kd_loss=no_t_squared, attention_kl=stub)  # a re-run reuses both
+    assert again["kdlab"].reused and again["yours"].reused
+    assert list(again["yours"].predictions) == list(race["yours"].predictions)
     assert set(lab.loss_race(cfg, teacher, data, kd_loss=stub)) == {"kdlab"}  # nothing attempted: kdlab's alone
 
 

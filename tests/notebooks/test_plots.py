@@ -76,16 +76,35 @@ def test_the_sweep_takeaway_refuses_to_rank_inside_the_seed_noise():
     assert "more than one seed's" in plots.sweep_plot(table, "temperature").takeaway
 
 
-def test_the_race_takeaway_tells_a_right_loss_from_a_wrong_one():
-    class Run:
-        def __init__(self, losses, accuracy):
-            self.history = [{"step": 10 * (i + 1), "loss": v} for i, v in enumerate(losses)]
-            self.metrics = {"accuracy": accuracy}
+def test_the_race_takeaway_tells_a_right_loss_from_a_wrong_one_and_names_no_winner_inside_the_noise():
+    from kdlab.distillation.custom import race_verdict
 
-    right = plots.loss_race({"kdlab": Run([0.9, 0.5], 0.80), "yours": Run([0.9000001, 0.52], 0.79)}).takeaway
-    assert "your loss trains what kdlab's does" in right
-    wrong = plots.loss_race({"kdlab": Run([0.9, 0.5], 0.80), "yours": Run([0.06, 0.03], 0.70)}).takeaway
-    assert "your loss is not kdlab's" in wrong and "70.0% against 80.0%" in wrong
+    labels = np.arange(400) % 2
+
+    class Run:
+        def __init__(self, losses, right):
+            self.history = [{"step": 10 * (i + 1), "loss": v} for i, v in enumerate(losses)]
+            self.predictions = np.where(np.arange(400) < right, labels, 1 - labels)
+
+    def race(kdlab, yours):
+        r = {"kdlab": kdlab, "yours": yours}
+        return plots.loss_race(r, race_verdict(r, labels))
+
+    right = race(Run([0.9, 0.5], 320), Run([0.9000001, 0.52], 316))
+    assert "your loss trains what kdlab's does" in right.takeaway and "no measurable difference" in right.takeaway
+    wrong = race(Run([0.9, 0.5], 320), Run([0.06, 0.03], 280))
+    assert "your loss is not kdlab's" in wrong.takeaway and "your objective differs" in wrong.takeaway
+    hidden = Run([0.3577, 0.2], 318)  # a reversed kd_loss: the total barely moves, its own term does
+    hidden.history[0].update(loss_kd=0.0119, loss_attention=0.6)
+    theirs = Run([0.3576, 0.2], 320)
+    theirs.history[0].update(loss_kd=0.0101, loss_attention=0.6)
+    hidden = race(theirs, hidden).takeaway
+    assert "your KD term differs" in hidden and "not kdlab's" in hidden and "no measurable difference" in hidden
+    assert "kdlab's loss trains the better student: your loss 70.0%" in wrong.takeaway
+    bars = wrong.axes[1]
+    assert bars.get_ylim()[0] == 0 and [t.get_text() for t in bars.get_xticklabels()] == ["kdlab's loss", "your loss"]
+    assert [t.get_text() for t in wrong.axes[0].get_legend().get_texts()] == ["kdlab's loss", "your loss"]
+    assert len(bars.lines) + len(bars.collections) > 0  # the 95% intervals are drawn
 
 
 def test_a_sweep_at_full_accuracy_plots_without_negative_bars():
