@@ -17,3 +17,16 @@ def test_the_ce_of_a_transfer_set_is_also_given_per_labelled_row():
     assert table.loc["kd", "per_labelled_row"] == pytest.approx(0.5)  # the other terms use every row
     everyone = [{**h, "labelled_share": 1.0} for h in history]
     assert "per_labelled_row" not in loss_terms_table(everyone, loss).columns
+
+
+def test_the_settings_table_shows_a_local_folder_by_its_name_and_the_transfer_set():
+    """Finding 8: the settings table printed this machine's absolute data path; it shows the folder's name (any OS)."""
+    from kdlab.config import load_config
+    from kdlab.tables import settings_table
+
+    for path in ("/work/shared/data/sst2", "~/data/sst2", "./data/sst2", "C:\\Users\\me\\data\\sst2"):
+        table = settings_table(load_config("smoke", data=path))
+        assert table.loc["data", "value"] == ".../sst2", path
+    assert settings_table(load_config("cpu")).loc["data", "value"] == "hub"  # a source name, as it is
+    rows = settings_table(load_config("cpu")).index
+    assert any(row.startswith("transfer set") for row in rows)
