@@ -2,6 +2,9 @@
 
 ``reference_results.json`` holds the summaries of ``benchmarks/quality.py`` runs on the ``cpu`` profile (five seeds
 each; the same tables are in BENCHMARKS.md). ``export_reference`` rebuilds it from those runs' ``summary.json``.
+``reference_controls.json`` holds, typed from BENCHMARKS.md and naming its sections (a test checks every number
+against them): the ``unseen`` control (a transfer set the teacher never trained on, the lab's headline result) and
+the ``notes`` — the multi-seed results 02, 05 and 06 quote, rendered by ``note(key)`` instead of typed into Markdown.
 """
 
 from __future__ import annotations
