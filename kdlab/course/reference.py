@@ -137,7 +137,8 @@ def headline(results: dict | None = None) -> str:
     def wins(comparisons, a):
         return next(c.get("wins") for c in comparisons if (c["a"], c["b"]) == (a, "ce"))
 
-    text = (f"**結果（the result）**：在教師 **沒看過** 的句子上（`transfer_sentences=\"unseen\"`，{seeds} 個種子），"
+    text = (f"**結果（the result）**：在教師 **沒看過** 的句子上（`cpu` profile、`transfer_sentences=\"unseen\"`、"
+            f"{seeds} 個種子），"
             f"MiniLM − CE = {_gain(unseen['comparisons'], 'minilm', 'low', 'high')} 點、"
             f"Hinton − CE = {_gain(unseen['comparisons'], 'hinton', 'low', 'high')} 點"
             f"（{wins(unseen['comparisons'], 'minilm')}/{seeds} 與 {wins(unseen['comparisons'], 'hinton')}/{seeds} "
@@ -148,11 +149,14 @@ def headline(results: dict | None = None) -> str:
             f"兩者的差是記住的標籤回流，不是蒸餾本身的好處。\n\n"
             f"來源：BENCHMARKS.md「{unseen['source']}」；指令 `{unseen['command']}`。")
     students = (results or {}).get("students") or {}
-    own = ((results or {}).get("config") or {}).get("transfer_sentences", "teacher") == "teacher"
+    config = (results or {}).get("config") or {}
+    own = config.get("transfer_sentences", "teacher") == "teacher"
     if {"minilm", "ce"} <= set(students) and own:
         mine = 100 * (students["minilm"]["accuracy"] - students["ce"]["accuracy"])
         text += (f"\n\n**你這次**（一個種子、教師自己的句子）：MiniLM − CE = {mine:+.1f} 點——和上限比，"
                  "不是和結果比。")
+        if config.get("profile", DEFAULT_TAG) != DEFAULT_TAG:
+            text += f"（你的 profile 是 `{config['profile']}`，教師與資料量都不同：只能比方向，不能比大小。）"
     return text
 
 

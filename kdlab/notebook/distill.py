@@ -116,7 +116,8 @@ class DistillSteps(LabRun):
         sentence gain its upper bound, this run's one-seed gain beside them (Markdown)."""
         from IPython.display import Markdown
 
-        return Markdown(reference.headline({**self.results, "config": {"transfer_sentences": self.cfg.transfer_sentences}}))
+        config = {"transfer_sentences": self.cfg.transfer_sentences, "profile": self.cfg.profile}
+        return Markdown(reference.headline({**self.results, "config": config}))
 
     @staticmethod
     def reference_note(key: str):

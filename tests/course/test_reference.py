@@ -46,7 +46,8 @@ def test_the_headline_is_the_unseen_gain_with_the_default_as_its_upper_bound():
     result, bound = text.index("**結果"), text.index("**上限")
     assert result < bound and "+1.8 [+1.0, +2.5]" in text[result:bound] and "+2.5 [+1.1, +4.0]" in text[bound:]
     run = {"students": {"minilm": {"accuracy": 0.866}, "ce": {"accuracy": 0.843}}}
-    assert "+2.3" in reference.headline(run)
+    assert "+2.3" in reference.headline(run) and "profile" not in reference.headline(run).split("你這次")[1]
+    assert "`class`" in reference.headline(dict(run, config={"profile": "class"}))  # another setting: direction only
     unseen_run = dict(run, config={"transfer_sentences": "unseen"})
     assert "你這次" not in reference.headline(unseen_run)  # an unseen run is not compared with the upper bound
     table = reference.control_table()
