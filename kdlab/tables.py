@@ -23,7 +23,7 @@ SETTINGS = (
     ("teacher_train_samples", "teacher's training sentences"),
     ("max_train_samples", "students' training sentences"),
     ("labelled_train_samples", "of which labelled (None = all)"),
-    ("transfer_sentences", "transfer set (teacher = its own training sentences, unseen = never seen by it)"),
+    ("transfer_sentences", "transfer set (teacher's own / unseen sentences)"),
     ("augment_copies", "augmented copies per sentence (unlabelled)"),
     ("max_eval_samples", "dev sentences (None = all 872)"),
     ("max_length", "max tokens per sentence"),
