@@ -44,6 +44,15 @@ from kdlab.errors import KDLabError
 from kdlab.models.teacher import Teacher, load_lab_teacher
 
 
+def reference_note(key: str):
+    """A named multi-seed result the notebooks quote (``kdlab.course.reference.note``), rendered as Markdown."""
+    from IPython.display import Markdown
+
+    from kdlab.course.reference import note
+
+    return Markdown(note(key))
+
+
 def quiet() -> None:
     """Fewer lines between the lab's own output: no per-file progress bars ("Loading weights", "Writing model
     shards", datasets' "tokenize"/"map") and no library warnings below errors. The trainer keeps its progress bar."""

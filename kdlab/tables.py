@@ -3,7 +3,8 @@ predictions side by side. Each returns a pandas DataFrame (or a dict and a DataF
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from pathlib import PureWindowsPath
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ SETTINGS = (
     ("teacher_train_samples", "teacher's training sentences"),
     ("max_train_samples", "students' training sentences"),
     ("labelled_train_samples", "of which labelled (None = all)"),
+    ("transfer_sentences", "transfer set (teacher's own / unseen sentences)"),
     ("augment_copies", "augmented copies per sentence (unlabelled)"),
     ("max_eval_samples", "dev sentences (None = all 872)"),
     ("max_length", "max tokens per sentence"),
@@ -40,6 +42,8 @@ SETTINGS = (
     ("num_seeds", "seeds per compared student"),
 )
 
+_LOCAL_PATH = re.compile(r"^(/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")  # /…, ~…, ./…, C:\…, \\server
+
 
 def settings_table(cfg: KDConfig):
     """The settings that matter, one per row (every one visible; ``config.json`` has all fields)."""
@@ -57,8 +61,8 @@ def settings_table(cfg: KDConfig):
 def _show(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, str) and value.startswith("/"):  # a local folder: its name, not this machine's layout
-        return f".../{Path(value).name}"
+    if isinstance(value, str) and _LOCAL_PATH.match(value):  # a local folder: its name, not this machine's layout
+        return f".../{PureWindowsPath(value).name}"  # PureWindowsPath splits on both / and \\
     return "None" if value is None else str(value)
 
 

@@ -4,7 +4,6 @@ copies), with the same dev split."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from datasets import ClassLabel, DatasetDict, concatenate_datasets, load_from_disk
 

@@ -131,7 +131,21 @@ class DistillSteps(LabRun):
 
     @staticmethod
     def lesson_table():
+        """The shipped multi-seed settings, one row each with its ``role`` (``kdlab.course.reference``)."""
         return reference.lesson_table()
+
+    def headline(self):
+        """02's headline from the shipped controls: the unseen-sentence gain is the result, the teacher's-own-
+        sentence gain its upper bound, this run's one-seed gain beside them (Markdown)."""
+        from IPython.display import Markdown
+
+        config = {"transfer_sentences": self.cfg.transfer_sentences, "profile": self.cfg.profile}
+        return Markdown(reference.headline({**self.results, "config": config}))
+
+    @staticmethod
+    def reference_note(key: str):
+        """A named multi-seed result the notebook's text relies on (``reference_controls.json``), as Markdown."""
+        return steps.reference_note(key)
 
     def sweep(self, variant: str, settings: dict[str, dict], tag: str, x: str | None = None, title: str = ""):
         """Train ``variant`` once per entry of ``settings`` (``{name: {field: value}}``) as experiment ``tag``; show

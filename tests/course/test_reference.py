@@ -1,6 +1,7 @@
 """The multi-seed reference numbers shipped with kdlab (``kdlab/reference_results.json``) and how they are read."""
 
 import json
+import re
 from pathlib import Path
 
 from kdlab.config import load_config
@@ -25,11 +26,81 @@ def test_shipped_reference_matches_the_cpu_profile():
     assert other == {"labelled_train_samples": (None, 4000), "teacher_train_samples": (67349, 32000)}
 
 
-def test_lesson_table_shows_every_shipped_setting():
+def test_lesson_table_shows_every_shipped_setting_and_the_unseen_control_as_the_result():
     ref = reference.load_reference()
     table = reference.lesson_table()
-    assert list(table["setting"]) == [measured["setting"] for measured in ref.values()]
-    assert table["minilm − ce"].str.match(r"^[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]$").all()
+    unseen = reference.load_controls()["unseen"]
+    assert list(table["setting"]) == [measured["setting"] for measured in ref.values()] + [unseen["setting"]]
+    for column in ("minilm − ce", "hinton − ce"):
+        assert table[column].str.match(r"^[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]$").all(), column
+    role = dict(zip(table["setting"], table["role"]))
+    assert role[unseen["setting"]].startswith("the result") and role[ref["cpu"]["setting"]].startswith("upper bound")
+    # BENCHMARKS.md "Issue 24's controls": MiniLM − CE +1.77 [+1.01, +2.53], Hinton − CE +1.51 [+1.12, +1.91]
+    row = table.set_index("setting").loc[unseen["setting"]]
+    assert (row["minilm − ce"], row["hinton − ce"]) == ("+1.8 [+1.0, +2.5]", "+1.5 [+1.1, +1.9]")
+    assert row["ce_%"] == table.set_index("setting").loc[ref["cpu"]["setting"], "ce_%"]  # the same ce runs
+
+
+def test_the_headline_is_the_unseen_gain_with_the_default_as_its_upper_bound():
+    text = reference.headline()
+    result, bound = text.index("**結果"), text.index("**上限")
+    assert result < bound and "+1.8 [+1.0, +2.5]" in text[result:bound] and "+2.5 [+1.1, +4.0]" in text[bound:]
+    run = {"students": {"minilm": {"accuracy": 0.866}, "ce": {"accuracy": 0.843}}}
+    assert "+2.3" in reference.headline(run) and "profile" not in reference.headline(run).split("你這次")[1]
+    assert "`class`" in reference.headline(dict(run, config={"profile": "class"}))  # another setting: direction only
+    unseen_run = dict(run, config={"transfer_sentences": "unseen"})
+    assert "你這次" not in reference.headline(unseen_run)  # an unseen run is not compared with the upper bound
+    table = reference.control_table()
+    assert len(table) == 5 and (table["wins"] <= len(reference.load_controls()["unseen"]["seeds"])).all()
+
+
+def _benchmarks_sections() -> dict[str, str]:
+    """``{heading: text}`` of BENCHMARKS.md's ``##``/``###`` sections; a section's text includes its subsections."""
+    lines = (Path(__file__).resolve().parents[2] / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines()
+    heads = [(i, len(m.group(1)), m.group(2).strip()) for i, line in enumerate(lines)
+             if (m := re.match(r"^(#{1,3}) (.+)$", line))]
+    sections = {}
+    for k, (i, level, title) in enumerate(heads):
+        end = next((j for j, lv, _ in heads[k + 1:] if lv <= level), len(lines))
+        sections[title] = "\n".join(lines[i + 1:end])
+    return sections
+
+
+def _normal(number: str) -> str:
+    return number.replace("−", "-").lstrip("+-")
+
+
+def test_every_reference_note_quotes_its_benchmarks_sections():
+    """Each number a note renders (decimals and percentages) appears in one of the BENCHMARKS.md sections it names;
+    derived numbers (differences worked out in the note) are listed in the note's ``derived``."""
+    sections = _benchmarks_sections()
+    controls = reference.load_controls()
+    unseen = controls["unseen"]
+    section = sections[unseen["source"]].replace("−", "-")
+    for c in unseen["comparisons"] + unseen["versus_teacher_sentences"]:  # the t-table of the cited section
+        row = f"| {c['mean_diff']:+.2f} | {c['sd_diff']:.2f} | {c['wins']} | {c['t_p']:g} | [{c['low']:+.2f}, {c['high']:+.2f}] |"
+        assert row in section, row
+    for v in unseen["summary"]:
+        assert f"| {v['mean_%']:.2f} | {v['sd_%']:.2f} |" in section, v
+    assert unseen["command"] in section
+    number = re.compile(r"(?<![\w.])[+−-]?\d+\.\d+")
+    for key, found in controls["notes"].items():
+        missing = [s for s in found["sources"] if s not in sections]
+        assert not missing, (key, missing)
+        quoted = " ".join(sections[s] for s in found["sources"]).replace("−", "-")
+        absent = [n for n in number.findall(found["markdown"])
+                  if _normal(n) not in quoted and n not in found.get("derived", {})]
+        assert not absent, f"note {key!r} quotes numbers its sections do not hold: {absent}"
+        assert reference.note(key).startswith("**參考結果") and "BENCHMARKS.md" in reference.note(key)
+
+
+def test_each_note_is_rendered_by_its_notebook():
+    import nbformat
+
+    root = Path(__file__).resolve().parents[2]
+    for key, found in reference.load_controls()["notes"].items():
+        code = [c.source for c in nbformat.read(root / found["notebook"], 4).cells if c.cell_type == "code"]
+        assert f'lab.reference_note("{key}")' in code, (key, found["notebook"])
 
 
 def test_export_and_read_back(tmp_path, monkeypatch):
@@ -48,18 +119,21 @@ def test_export_and_read_back(tmp_path, monkeypatch):
     assert "no reference" in reference.reference_spread("missing")["note"].iloc[0]
 
 
-def test_numbers_quoted_in_02_and_the_readme_are_the_shipped_ones():
+def test_numbers_quoted_in_the_readme_are_the_shipped_ones_and_02_renders_them():
     import nbformat
 
     root = Path(__file__).resolve().parents[2]
-    cell = next(c.source for c in nbformat.read(root / "02-Distill.ipynb", 4).cells
-                if c.source.startswith("## 這些數字說明什麼"))
+    cells = nbformat.read(root / "02-Distill.ipynb", 4).cells
+    at = next(i for i, c in enumerate(cells) if c.source.startswith("## 這些數字說明什麼"))
+    assert [c.source for c in cells[at + 1:at + 3]] == ["lab.headline()", "lab.lesson_table()"]
     readme = (root / "README.md").read_text(encoding="utf-8")
+    table = reference.lesson_table()
     ref = reference.load_reference()
     for tag in ("cpu", "all-labelled"):
         for s in ref[tag]["summary"]:
             quoted = f"{s['mean_%']:.1f} ± {s['sd_%']:.1f}"
-            assert quoted in cell, (tag, s["variant"], quoted)
+            assert quoted not in cells[at].source, (tag, s["variant"], "typed into 02's text")
+            assert quoted in set(table[f"{s['variant']}_%"]), (tag, s["variant"], quoted)
             assert quoted in readme, (tag, s["variant"], quoted)
 
 

@@ -33,3 +33,16 @@ def test_disagreements_show_whole_sentences_the_gold_label_and_who_is_right():
     assert list(examples["who is right"]) == ["teacher", "student", "neither"]  # teacher-right first
     assert examples.iloc[0]["sentence"] == long and examples.iloc[0]["gold"] == "neg"
     assert examples.iloc[2][["gold", "teacher", "student"]].tolist() == ["neutral", "pos", "neg"]
+
+
+def test_the_settings_table_shows_a_local_folder_by_its_name_and_the_transfer_set():
+    """Finding 8: the settings table printed this machine's absolute data path; it shows the folder's name (any OS)."""
+    from kdlab.config import load_config
+    from kdlab.tables import settings_table
+
+    for path in ("/work/shared/data/sst2", "~/data/sst2", "./data/sst2", "C:\\Users\\me\\data\\sst2"):
+        table = settings_table(load_config("smoke", data=path))
+        assert table.loc["data", "value"] == ".../sst2", path
+    assert settings_table(load_config("cpu")).loc["data", "value"] == "hub"  # a source name, as it is
+    rows = settings_table(load_config("cpu")).index
+    assert any(row.startswith("transfer set") for row in rows)
