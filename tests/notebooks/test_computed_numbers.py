@@ -47,7 +47,8 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("02-Distill.ipynb", "α = 0.1、β = 0.4、γ = 0.3、δ = 0.2", "the default loss weights (config constants)"),
     ("02-Distill.ipynb", "γ = 0.3、δ = 0.2 這組權重", "the default loss weights (config constants)"),
     ("02-Distill.ipynb", "T 每加倍梯度約縮小 4 倍", "the 1/T² law (2² = 4), a derivation"),
-    ("02-Distill.ipynb", "KD 項小了 16 倍", "T² at T = 4, a derivation"),
+    ("02-Distill.ipynb", "`T = 4` 時是 16 倍", "T² at T = 4, a derivation"),
+    ("02-Distill.ipynb", "誤差線是 95% 區間", "the confidence level, a constant"),
     ("02-Distill.ipynb", "講義的 +2–5%", COURSE),
     ("02-Distill.ipynb", "準確率就會動 1–2 個百分點", "the order of the seed spread, the reason for seeds"),
     ("02-Distill.ipynb", "一個種子的結果會動 1–2 個百分點", "the order of the seed spread, the reason for seeds"),
@@ -63,7 +64,9 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("03-Inference.ipynb", "Binomial(b + c, 0.5)", "McNemar's null hypothesis, a definition"),
     ("03-Inference.ipynb", "2 × P(X ≤ min(b, c", "the two-sided p-value's formula"),
     # 04-Benchmark (helper "verdict" may change these cells)
-    ("04-Benchmark.ipynb", "延遲在 10 毫秒以內、準確率不低於教師的 97%", "the deployment question's budget and target"),
+    ("04-Benchmark.ipynb", "細線是 95% 區間", "the confidence level, a constant"),
+    ("04-Benchmark.ipynb", "準確率的 95% 區間", "the confidence level, a constant"),
+    ("04-Benchmark.ipynb", "dev 句子上的 95% 區間半寬", "the confidence level, a constant"),
     # 05-Advanced
     ("advanced/05-Advanced.ipynb", "差距小於 1–2 個百分點時", "the order of the seed spread, the reason for seeds"),
     ("advanced/05-Advanced.ipynb", "差距大於 1–2 個百分點", "the order of the seed spread, in a question"),
