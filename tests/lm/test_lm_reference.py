@@ -60,3 +60,16 @@ def test_the_reference_table_and_a_clear_error_without_one(tmp_path):
     assert table.iloc[3]["perplexity"] == "90.0 ± 1.0"
     with pytest.raises(KDLabError, match="benchmarks/lm_wordnet.py"):
         lm_tables.load_reference(tmp_path / "none.json")
+
+
+def test_the_shipped_reference_is_the_multi_seed_wordnet_run():
+    """07 renders kdlab/lm/reference_wordnet.json: it must be the real run of benchmarks/lm_wordnet.py on the `cpu`
+    teacher (all 15,824 training entries, every row over >= 3 seeds), never a smoke placeholder."""
+    from kdlab import lm_tables
+
+    ref = lm_tables.load_reference()
+    assert ref["teacher_examples"] > 10_000 and ref["student_examples"] == 4000
+    assert all(row["seeds"] >= lm_tables.MIN_SEEDS for row in ref["rows"])
+    assert {row["student"] for row in ref["rows"]} >= {"random-1x64", "random-2x128", "cut-2"}
+    verdicts = set(lm_tables.predictions_table(ref)["verdict"])
+    assert not any(v.startswith("too few seeds") for v in verdicts)
