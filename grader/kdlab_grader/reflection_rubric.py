@@ -86,13 +86,17 @@ RUBRIC: dict[str, tuple[Idea, ...]] = {
                 r"P50.{0,60}P95|P95.{0,60}P50"),
              _i("machine", "latency depends on the machine (and the noise of one timing)",
                 r"machine|機器|硬體|hardware|CPU|GPU|雜訊|noise")),
-    "R7.1": (_i("numbers", "quotes both perplexities", r"\d+(\.\d+)?"),
-             _i("why", "the students see a slice of the text; the teacher's distributions carry the rest",
-                r"overfit|過擬合|slice|一小部分|分佈|distribution"),
-             _i("spread", "reads the gap against the seed-to-seed spread", r"seed|種子|spread|變異")),
-    "R7.2": (_i("numbers", "quotes distinct-2 / teacher NLL per regime", r"\d\.\d+"),
-             _i("mode-seeking", "reverse KL's mode-seeking needs a student that cannot cover the teacher",
-                r"mode|模式|cover|覆蓋|capacity|容量")),
+    "R7.1": (_i("numbers", "quotes both perplexities (kd-forward and ce) and the gap", r"\d+(\.\d+)?"),
+             _i("interval", "judges the gap by the reference's paired interval over seeds (one seed decides nothing)",
+                r"interval|區間|seed|種子|bootstrap"),
+             _i("capacity", "names the student farthest above the teacher (the smallest) and how much KD narrowed it",
+                r"1\s*[x×]\s*64|smallest|最小|capacity|容量|farthest|最遠|narrow|縮小")),
+    "R7.2": (_i("numbers", "quotes sense precision / coverage per regime", r"\d\.\d+"),
+             _i("verdict", "reads the reference's verdict (held / failed / not shown), not one seed",
+                r"held|failed|not shown|成立|不成立|量不出|判定"),
+             _i("why not", "a cause: the teacher's samples barely match a sense (a weak, not very multi-modal "
+                "teacher), the student's capacity, sampling at T = 1, too few steps",
+                r"teacher|教師|capacity|容量|mode|峰|temperature|溫度|steps|步數|weak|弱")),
 }
 
 
