@@ -227,9 +227,9 @@ def answers(run_dir: str | Path) -> dict[str, str]:
     readings = p95_readings(r)
     padded_budget, padded = readings.get("benchmark", (float("nan"), []))
     real_budget, real_fits = readings.get("benchmark_real_lengths", (float("nan"), []))
-    agree = ("both readings give the same rows" if padded == real_fits else
-             "the two readings give different answers, so name the one you use")
-    out["R4.3"] = (f"It depends on which latency is read ({agree}). With P95 within the rule's budget at 128 padded "
+    agree = ("Both latency readings give the same rows here." if padded == real_fits else
+             "It depends on which latency is read: the two readings give different answers, so name the one you use.")
+    out["R4.3"] = (f"{agree} With P95 within the rule's budget at 128 padded "
                    f"tokens ({padded_budget:.1f} ms, half the fp32 teacher's P50) and the retention target: "
                    f"{', '.join(padded) or 'none'}. With P95 at SST-2's real lengths (what users wait for, R4.2; "
                    f"budget {real_budget:.1f} ms, half the teacher's real-length P50): {', '.join(real_fits) or 'none'}. "
