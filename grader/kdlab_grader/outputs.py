@@ -156,16 +156,15 @@ def table_problems(shown_html: str, shown_text: str, expected) -> list[str]:
     """Where a displayed table (its HTML and its plain text) shows what the rebuilt ``expected`` DataFrame does not:
     empty when every shown row is one of the rebuilt rows, with the same numbers."""
     rows = [list(map(str, r)) for r in frame_rows(expected)]
-    by_key = {}
-    for original, row in zip(frame_rows(expected), rows):
-        by_key.setdefault(_row_key(row), []).append(original)
+    keyed = [(_row_key(row), original) for original, row in zip(frame_rows(expected), rows)]
     problems = []
     header = list(map(str, expected.columns))
     body = [r for r in html_rows(shown_html) if r and not (set(r) - {""} <= set(header) | {""})]
     for cells in body:
         cells = cells[1:] if len(cells) == len(header) + 1 else cells  # the index column
         key = _row_key(cells)
-        candidates = by_key.get(key)
+        candidates = [original for k, original in keyed
+                      if len(k) == len(key) and all(_text_matches(a, b) for a, b in zip(key, k))]
         if not candidates:
             problems.append(f"row {' · '.join(key) or cells[:2]} is not in the table rebuilt from results.json")
             continue
@@ -182,6 +181,16 @@ def table_problems(shown_html: str, shown_text: str, expected) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _text_matches(shown: str, expected: str) -> bool:
+    """A text cell as displayed: the same text, or pandas' cut of a long one (``display.max_colwidth``: the first
+    characters, then "...")."""
+    shown, expected = shown.strip(), str(expected).strip()
+    if shown == expected:
+        return True
+    return len(shown) > 3 and shown.endswith("...") and len(expected) > len(shown) - 3 and \
+        expected.startswith(shown[:-3])
+
+
 def _cell_matches(shown: str, expected) -> bool:
     shown = shown.strip()
     if expected is None:
@@ -190,7 +199,7 @@ def _cell_matches(shown: str, expected) -> bool:
         return shown == str(expected)
     if isinstance(expected, (int, float)):
         return _shown_as(shown, expected)
-    return shown == str(expected).strip()
+    return _text_matches(shown, expected)
 
 
 def _table_lines(markdown: str) -> str:
