@@ -43,6 +43,7 @@ from kdlab.lm import evaluation, models  # noqa: E402
 from kdlab.lm.config import STUDENT_SHAPES  # noqa: E402
 
 STUDENTS = STUDENT_SHAPES  # student name → the settings that make it
+RESPONSE = ("rouge_l", "sense_coverage", "sense_precision", "sense_spread", "sense_kl")  # kdlab.lm.responses
 SMOKE = dict(teacher_layers=2, teacher_width=32, teacher_heads=2, teacher_epochs=0.02, vocab_size=400,
              train_texts=200, eval_texts=40, student_steps=4, response_prompts=4, samples_per_prompt=2,
              max_new_tokens=6, num_samples=4, logging_steps=2)
@@ -80,7 +81,7 @@ def run(args) -> dict:
     summary = {"teacher": {"heldout_ppl": teacher["perplexity"], "tokens": teacher["heldout_tokens"],
                            "parameters": models.parameters(ctx.teacher),
                            "train_seconds": teacher_record.get("train_seconds"), "steps": teacher_record.get("steps"),
-                           **{k: teacher[k] for k in ("rouge_l", "sense_coverage", "sense_precision", "exposure")}},
+                           **{k: teacher[k] for k in (*RESPONSE, "exposure")}},
                "ngrams": ngrams, "heldout_counts": counts, "student_examples": len(ctx.train),
                "teacher_examples": ngrams["train_examples"], "eval_prompts": len(ctx.prompts), "config": cfg.to_dict()}
     print(json.dumps({k: v for k, v in summary.items() if k not in ("heldout_counts", "config")}), flush=True)
@@ -105,8 +106,7 @@ def run(args) -> dict:
             metrics, steps, model = record["metrics"], record["steps"], record["model"]
         results[key] = {"student": name, "regime": variant, "seed": seed, "parameters": models.parameters(model),
                         "seconds": time.perf_counter() - start, "steps": steps, "heldout_ppl": metrics["perplexity"],
-                        **{k: metrics[k] for k in ("nll_sums", "rouge_l", "sense_coverage", "sense_precision",
-                                                   "exposure", "exposure_n", "examples")}}
+                        **{k: metrics[k] for k in ("nll_sums", *RESPONSE, "exposure", "exposure_n", "examples")}}
         print(key, {k: round(v, 3) for k, v in results[key].items() if isinstance(v, float)}, flush=True)
         if out_path:
             atomic_write_json(out_path, {"summary": summary, "args": vars(args), "runs": results})
@@ -130,8 +130,9 @@ def group_rows(result: dict) -> list[dict]:
     rows = []
     for (student, regime), group in groups.items():
         row = {"student": student, "regime": regime, "seeds": len(group), "parameters": group[0]["parameters"]}
-        for key in ("heldout_ppl", "rouge_l", "sense_coverage", "sense_precision"):
-            row[key], row[key + "_sd"] = _mean_sd(r[key] for r in group)
+        for key in ("heldout_ppl", *RESPONSE):
+            if all(key in r for r in group):
+                row[key], row[key + "_sd"] = _mean_sd(r[key] for r in group)
         row["exposure_1_4"], row["exposure_1_4_sd"] = _mean_sd(statistics.fmean(r["exposure"][:4]) for r in group)
         row["exposure_slope"], row["exposure_slope_sd"] = _mean_sd(_slope(r["exposure"]) for r in group)
         rows.append(row)
@@ -142,20 +143,23 @@ def tables(result: dict) -> str:
     """The markdown table of a finished (or partial) run: the n-gram baselines, the teacher, then a row per
     student × regime (mean ± sd over seeds)."""
     lines = ["| student | regime | seeds | params | held-out ppl | ROUGE-L | sense coverage | sense precision | "
-             "teacher NLL pos 1-4 | late − early |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "sense spread | sense KL to teacher | teacher NLL pos 1-4 | late − early |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     t, ngrams = result["summary"]["teacher"], result["summary"]["ngrams"]
-    lines += [f"| unigram (add-one) | — | — | — | {ngrams['unigram']:.1f} | | | | | |",
-              f"| bigram (Witten–Bell) | — | — | — | {ngrams['bigram']:.1f} | | | | | |",
+    lines += [f"| unigram (add-one) | — | — | — | {ngrams['unigram']:.1f} | | | | | | | |",
+              f"| bigram (Witten–Bell) | — | — | — | {ngrams['bigram']:.1f} | | | | | | | |",
               f"| teacher | — | 1 | {t['parameters'] / 1e6:.2f}M | {t['heldout_ppl']:.1f} | {t['rouge_l']:.3f} | "
-              f"{t['sense_coverage']:.3f} | {t['sense_precision']:.3f} | {statistics.fmean(t['exposure'][:4]):.2f} | "
+              f"{t['sense_coverage']:.3f} | {t['sense_precision']:.3f} | {t.get('sense_spread', math.nan):.3f} | "
+              f"{t.get('sense_kl', math.nan):.3f} | {statistics.fmean(t['exposure'][:4]):.2f} | "
               f"{_slope(t['exposure']):+.2f} |"]
     for r in group_rows(result):
         def cell(key, digits=3):
-            return f"{r[key]:.{digits}f} ± {r[key + '_sd']:.{digits}f}"
+            return f"{r[key]:.{digits}f} ± {r[key + '_sd']:.{digits}f}" if key in r else "—"
 
         lines.append(f"| {r['student']} | {r['regime']} | {r['seeds']} | {r['parameters'] / 1e6:.2f}M | "
                      f"{cell('heldout_ppl', 1)} | {cell('rouge_l')} | {cell('sense_coverage')} | "
-                     f"{cell('sense_precision')} | {cell('exposure_1_4', 2)} | {r['exposure_slope']:+.2f} ± "
+                     f"{cell('sense_precision')} | {cell('sense_spread')} | {cell('sense_kl')} | "
+                     f"{cell('exposure_1_4', 2)} | {r['exposure_slope']:+.2f} ± "
                      f"{r['exposure_slope_sd']:.2f} |")
     return "\n".join(lines)
 
@@ -184,8 +188,9 @@ def pair_rows(result: dict) -> list[dict]:
             boot = evaluation.paired_nll_bootstrap([r["nll_sums"] for r in ra], [r["nll_sums"] for r in rb], counts)
             row = {"student": student, "a": a, "b": b, "seeds": len(seeds), "d_nll": boot["mean_diff_nll"],
                    "low": boot["boot_low"], "high": boot["boot_high"], "a_wins": boot["wins"]}
-            for key in ("rouge_l", "sense_coverage", "sense_precision"):
-                row["d_" + key] = [x[key] - y[key] for x, y in zip(ra, rb)]
+            for key in RESPONSE:
+                if all(key in x for x in ra + rb):
+                    row["d_" + key] = [x[key] - y[key] for x, y in zip(ra, rb)]
             row["d_slope"] = [_slope(x["exposure"]) - _slope(y["exposure"]) for x, y in zip(ra, rb)]
             out.append(row)
     return out
@@ -193,15 +198,18 @@ def pair_rows(result: dict) -> list[dict]:
 
 def pair_table(result: dict) -> str:
     lines = ["| student | a | b | seeds | Δ NLL/token a − b [95%] | a wins | Δ ROUGE-L (mean; per seed) | "
-             "Δ sense precision | Δ sense coverage | Δ exposure slope (late − early) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "Δ sense precision | Δ sense coverage | Δ sense spread | Δ sense KL | Δ exposure slope (late − early) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in pair_rows(result):
         def per_seed(values, digits=3):
+            if values is None:
+                return "—"
             return f"{statistics.fmean(values):+.{digits}f} ({', '.join(f'{v:+.{digits}f}' for v in values)})"
 
         lines.append(f"| {r['student']} | {r['a']} | {r['b']} | {r['seeds']} | {r['d_nll']:+.3f} [{r['low']:+.3f}, "
                      f"{r['high']:+.3f}] | {r['a_wins']}/{r['seeds']} | {per_seed(r['d_rouge_l'])} | "
                      f"{per_seed(r['d_sense_precision'])} | {per_seed(r['d_sense_coverage'])} | "
+                     f"{per_seed(r.get('d_sense_spread'))} | {per_seed(r.get('d_sense_kl'))} | "
                      f"{per_seed(r['d_slope'], 2)} |")
     return "\n".join(lines)
 

@@ -287,7 +287,8 @@ def student_metrics(ctx: Context, model, seed: int) -> dict:
         from kdlab.lm.responses import response_scores
 
         out.update(response_scores(model, ctx.teacher, ctx.tokenizer, ctx.prompts, ctx.senses, ctx.rows,
-                                   samples=cfg.samples_per_prompt, max_new_tokens=cfg.max_new_tokens, seed=seed))
+                                   samples=cfg.samples_per_prompt, max_new_tokens=cfg.max_new_tokens, seed=seed,
+                                   context=cfg.context))
         out["samples"] = [response for _, response in out["examples"]]
         out["prompts"] = [prompt for prompt, _ in out["examples"]]
     return out

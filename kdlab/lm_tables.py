@@ -11,7 +11,7 @@ from kdlab.lm.config import REGIMES, LMConfig
 from kdlab.lm_lab import Context, teacher_cache
 
 
-RESPONSE_COLUMNS = ("rouge_l", "sense_coverage", "sense_precision")
+RESPONSE_COLUMNS = ("rouge_l", "sense_coverage", "sense_precision", "sense_spread", "sense_kl")
 
 
 def _row_metrics(metrics: dict) -> dict:
@@ -22,7 +22,7 @@ def _row_metrics(metrics: dict) -> dict:
 
     out = {k: metrics[k] for k in ("perplexity", "teacher_nll_of_samples", "distinct_2")}
     if "rouge_l" in metrics:
-        out.update({k: metrics[k] for k in RESPONSE_COLUMNS})
+        out.update({k: metrics[k] for k in RESPONSE_COLUMNS if k in metrics})
         late = [x for x in metrics["exposure"][8:16] if x == x]
         out["exposure_1_4"] = statistics.fmean(metrics["exposure"][:4])
         out["exposure_9_16"] = statistics.fmean(late) if late else float("nan")
@@ -46,7 +46,8 @@ def regimes_table(records: list[dict], teacher: dict | None = None, step0: dict 
         rows.append({"regime": regime, "what": REGIMES[regime], "seeds": len(group),
                      **group.drop(columns=["regime", "seed"]).mean(numeric_only=True).to_dict()})
     return pd.DataFrame(rows).round({"perplexity": 2, "teacher_nll_of_samples": 3, "distinct_2": 3, "rouge_l": 3,
-                                     "sense_coverage": 3, "sense_precision": 3, "exposure_1_4": 2,
+                                     "sense_coverage": 3, "sense_precision": 3, "sense_spread": 3,
+                                     "sense_kl": 3, "exposure_1_4": 2,
                                      "exposure_9_16": 2, "train_s": 1})
 
 
@@ -202,14 +203,16 @@ def reference_table(reference: dict | None = None):
             {"student": "bigram (Witten–Bell)", "regime": "—", "seeds": None, "perplexity": f"{ngrams['bigram']:.1f}"},
             {"student": "teacher", "regime": "ce (all entries)", "seeds": 1, "perplexity": f"{t['heldout_ppl']:.1f}",
              "rouge_l": f"{t['rouge_l']:.3f}", "sense_coverage": f"{t['sense_coverage']:.3f}",
-             "sense_precision": f"{t['sense_precision']:.3f}"}]
+             "sense_precision": f"{t['sense_precision']:.3f}",
+             **{k: f"{t[k]:.3f}" for k in ("sense_spread", "sense_kl") if k in t}}]
     for r in ref["rows"]:
         def cell(key, digits=3):
-            return f"{r[key]:.{digits}f} ± {r[key + '_sd']:.{digits}f}"
+            return f"{r[key]:.{digits}f} ± {r[key + '_sd']:.{digits}f}" if key in r else ""
 
         rows.append({"student": r["student"], "regime": r["regime"], "seeds": r["seeds"],
                      "perplexity": cell("heldout_ppl", 1), "rouge_l": cell("rouge_l"),
                      "sense_coverage": cell("sense_coverage"), "sense_precision": cell("sense_precision"),
+                     "sense_spread": cell("sense_spread"), "sense_kl": cell("sense_kl"),
                      "exposure_slope": f"{r['exposure_slope']:+.2f} ± {r['exposure_slope_sd']:.2f}"})
     return pd.DataFrame(rows).fillna("")
 
@@ -276,6 +279,13 @@ def predictions_table(reference: dict | None = None):
         add("forward KL covers more senses (sense coverage, reverse − forward < 0)",
             f"{statistics.fmean(p['d_sense_coverage']):+.3f} ({_signs(p['d_sense_coverage'])})",
             direction(p["d_sense_coverage"], False), p["seeds"])
+        if "d_sense_spread" in p:
+            add("reverse KL puts its mass on fewer senses (sense spread by likelihood, reverse − forward < 0)",
+                f"{statistics.fmean(p['d_sense_spread']):+.3f} ({_signs(p['d_sense_spread'])})",
+                direction(p["d_sense_spread"], False), p["seeds"])
+            add("forward KL's mix of senses is nearer the teacher's (sense KL to the teacher, reverse − forward > 0)",
+                f"{statistics.fmean(p['d_sense_kl']):+.3f} nats ({_signs(p['d_sense_kl'])})",
+                direction(p["d_sense_kl"], True), p["seeds"])
     p = _pair(ref, "random-2x128", "onpolicy@lmbda=1", "onpolicy@lmbda=0")
     if p:
         mean = statistics.fmean(p["d_slope"])

@@ -91,7 +91,7 @@ RUBRIC: dict[str, tuple[Idea, ...]] = {
                 r"interval|區間|seed|種子|bootstrap"),
              _i("capacity", "names the student farthest above the teacher (the smallest) and how much KD narrowed it",
                 r"1\s*[x×]\s*64|smallest|最小|capacity|容量|farthest|最遠|narrow|縮小")),
-    "R7.2": (_i("numbers", "quotes sense precision / coverage per regime", r"\d\.\d+"),
+    "R7.2": (_i("numbers", "quotes sense precision / coverage / spread per regime", r"\d\.\d+"),
              _i("verdict", "reads the reference's verdict (held / failed / not shown), not one seed",
                 r"held|failed|not shown|成立|不成立|量不出|判定"),
              _i("why not", "a cause: the teacher's samples barely match a sense (a weak, not very multi-modal "

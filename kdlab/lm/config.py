@@ -47,6 +47,7 @@ class LMConfig:
     teacher_learning_rate: float = 1e-3
     teacher_batch_size: int | None = None  # with teacher="train": its batch (None = batch_size)
     teacher_seed: int = 0  # with teacher="train": one teacher for every student seed
+    teacher_dropout: float = 0.1  # with teacher="train": GPT-2's dropout rates (0.1, its default)
     student_layers: int = 6  # the student: this many blocks (cut: of the teacher's, copied)
     student_init: str = "cut"  # "cut" (the teacher's blocks, as DistilGPT2) or "random" (from nothing)
     student_width: int = 128  # with student_init="random": its width and heads
@@ -139,6 +140,8 @@ class LMConfig:
             raise KDLabError("temperature and learning rates must be > 0.")
         if self.onpolicy_loss not in ("reverse", "forward", "jsd"):
             raise KDLabError(f"onpolicy_loss={self.onpolicy_loss!r}: use 'reverse', 'forward' or 'jsd'.")
+        if not 0 <= self.teacher_dropout < 1:
+            raise KDLabError(f"teacher_dropout={self.teacher_dropout} must lie in [0, 1).")
         if not 0 <= self.ce_weight <= 1:
             raise KDLabError(f"ce_weight={self.ce_weight} must lie in [0, 1]: the loss is (1 − w)·KD + w·CE.")
         for name in ("train_texts", "eval_texts", "seqkd_texts", "chunk_tokens"):
@@ -154,16 +157,18 @@ LM_PROFILES: dict[str, dict] = {
     "full": {},
     # 2 CPU cores, offline: WordNet's glosses as prompt → response pairs ("bank (n): <a definition>", several real
     # answers per prompt; kdlab.lm.wordnet, `apt-get install wordnet-base`), a 2,048-token BPE trained on them. The
-    # teacher (4 blocks × 256) is trained here once on all 15,824 training entries (random batches of 64), the
+    # teacher (4 blocks × 256) is trained here once on all 15,824 training entries (random batches of 32, lr 1e-3, no
+    # dropout, 4 epochs: the recipe BENCHMARKS.md "Settling the teacher's recipe" chose by held-out perplexity), the
     # students start from nothing (2 blocks × 128, random init) and see 4,000 of those entries (whole lemmas): the
     # teacher knows more text than the student has. Held out: 5% of the lemmas, whole (never seen defined).
     "cpu": {
         "teacher": "train",
         "teacher_width": 256,
         "teacher_heads": 4,
-        "teacher_epochs": 5.0,
-        "teacher_learning_rate": 2e-3,
-        "teacher_batch_size": 64,
+        "teacher_epochs": 4.0,
+        "teacher_learning_rate": 1e-3,
+        "teacher_batch_size": 32,
+        "teacher_dropout": 0.0,
         "train_texts": 4000,
         "tokenizer": "train",
         "corpus": "wordnet",

@@ -21,12 +21,15 @@ DEPTH_FIELDS = ("n_layer", "num_hidden_layers", "num_layers")
 
 def teacher_from_config(cfg, tokenizer):
     """A GPT-2-shaped causal LM for ``cfg.teacher == "train"``: ``teacher_layers`` blocks of ``teacher_width``,
-    ``teacher_heads`` heads, ``context`` positions, one output row per token of ``tokenizer``."""
+    ``teacher_heads`` heads, ``context`` positions, ``teacher_dropout`` (residual, embedding and attention), one
+    output row per token of ``tokenizer``."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=cfg.context, n_embd=cfg.teacher_width,
-                        n_layer=cfg.teacher_layers, n_head=cfg.teacher_heads, bos_token_id=tokenizer.bos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                        n_layer=cfg.teacher_layers, n_head=cfg.teacher_heads, resid_pdrop=cfg.teacher_dropout,
+                        embd_pdrop=cfg.teacher_dropout, attn_pdrop=cfg.teacher_dropout,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(cfg.teacher_seed)
     return GPT2LMHeadModel(config)
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from kdlab.lm.config import LMConfig
 
 # Raise when a change to the code changes what a saved model or a saved metric means (a loss, a measure, the data).
-CODE_VERSION = "lm-2026-12-06b"  # b: random batches, WordNet lemmas grouped, response measures
+CODE_VERSION = "lm-2026-12-06c"  # b: random batches, lemmas grouped, response measures; c: sense spread
 TEACHER_FIELDS = ("teacher", "teacher_layers", "teacher_width", "teacher_heads", "teacher_epochs",
-                  "teacher_learning_rate", "teacher_batch_size", "teacher_seed", "corpus", "data", "tokenizer",
-                  "vocab_size", "context", "batch_size")
+                  "teacher_learning_rate", "teacher_batch_size", "teacher_seed", "teacher_dropout", "corpus", "data",
+                  "tokenizer", "vocab_size", "context", "batch_size")
 STUDENT_FIELDS = ("student_init", "student_width", "student_heads", "student_layers", "layer_map", "student_steps", "batch_size", "gradient_accumulation_steps",
                   "learning_rate", "warmup_steps", "train_texts", "ce_weight")
 _T = ("temperature", "temperature_convention")

@@ -6,7 +6,8 @@ from kdlab import lm_tables
 from kdlab.errors import KDLabError
 
 
-def _reference(teacher=50.0, d_prec=(0.02, 0.01, 0.03), d_slope=(-0.1, 0.2, -0.05), fwd_low=0.01):
+def _reference(teacher=50.0, d_prec=(0.02, 0.01, 0.03), d_slope=(-0.1, 0.2, -0.05), fwd_low=0.01,
+               d_spread=(-0.05, -0.02, -0.04), d_kl=(0.1, 0.2, 0.05)):
     row = {"rouge_l": 0.3, "rouge_l_sd": 0.01, "sense_coverage": 0.2, "sense_coverage_sd": 0.01,
            "sense_precision": 0.3, "sense_precision_sd": 0.02, "exposure_1_4": 4.0, "exposure_1_4_sd": 0.1,
            "exposure_slope": 0.1, "exposure_slope_sd": 0.05, "seeds": 3, "parameters": 1e6}
@@ -19,7 +20,8 @@ def _reference(teacher=50.0, d_prec=(0.02, 0.01, 0.03), d_slope=(-0.1, 0.2, -0.0
                        "low": -0.35, "high": -0.25, "a_wins": 3},
                       {"student": "random-2x128", "a": "kd-reverse", "b": "kd-forward", "seeds": 3, "d_nll": 0.02,
                        "low": fwd_low, "high": 0.03, "a_wins": 0, "d_sense_precision": list(d_prec),
-                       "d_sense_coverage": [-0.01, -0.02, -0.01]},
+                       "d_sense_coverage": [-0.01, -0.02, -0.01], "d_sense_spread": list(d_spread),
+                       "d_sense_kl": list(d_kl)},
                       {"student": "random-2x128", "a": "onpolicy@lmbda=1", "b": "onpolicy@lmbda=0", "seeds": 3,
                        "d_nll": 0.0, "low": -0.01, "high": 0.01, "a_wins": 1, "d_slope": list(d_slope)}]}
 
@@ -32,8 +34,13 @@ def test_each_prediction_gets_the_verdict_its_numbers_give():
     assert table["forward KL wins held-out perplexity (reverse − forward > 0)"] == "held"
     assert table["reverse KL writes more precise responses (sense precision, reverse − forward > 0)"] == "held"
     assert table["on-policy training flattens the exposure curve (slope, λ = 1 − λ = 0 < 0)"] == "not shown"
+    spread = "reverse KL puts its mass on fewer senses (sense spread by likelihood, reverse − forward < 0)"
+    kl = "forward KL's mix of senses is nearer the teacher's (sense KL to the teacher, reverse − forward > 0)"
+    assert table[spread] == "held" and table[kl] == "held"
     worse = lm_tables.predictions_table(_reference(teacher=80.0, d_prec=(-0.01, -0.02, -0.01), fwd_low=-0.01,
-                                                   d_slope=(-0.1, -0.2, -0.05))).set_index("prediction")["verdict"]
+                                                   d_slope=(-0.1, -0.2, -0.05), d_spread=(0.01, 0.02, 0.03),
+                                                   d_kl=(0.1, -0.1, 0.2))).set_index("prediction")["verdict"]
+    assert worse[spread] == "failed" and worse[kl] == "not shown"
     assert worse["the teacher beats the n-gram baselines clearly"] == "failed"
     assert worse["students stay above their teacher, the smaller more so (KD, from nothing)"] == "failed"
     assert worse["reverse KL writes more precise responses (sense precision, reverse − forward > 0)"] == "failed"

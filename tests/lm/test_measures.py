@@ -39,6 +39,34 @@ def test_rouge_l_and_sense_scores():
         measures.sense_scores({"river (n):": ["x"]}, senses)
 
 
+def test_sense_spread_by_hand():
+    # q = (0.5, 0.5): exp(H) = 2 of K = 2 senses → spread 1; teacher p = (0.8, 0.2): KL(p ‖ q) by hand
+    half = [math.log(0.5), math.log(0.5)]
+    teacher = [math.log(0.8), math.log(0.2)]
+    got = measures.sense_spread([half], [teacher])
+    assert got["spread"] == pytest.approx(1.0)
+    assert got["kl_to_teacher"] == pytest.approx(0.8 * math.log(0.8 / 0.5) + 0.2 * math.log(0.2 / 0.5))
+    # one sense takes (almost) all the mass: spread → 1/K; equal to the teacher: KL 0; unnormalised log p are fine
+    peaked = measures.sense_spread([[0.0, -40.0, -40.0]], [[-1.0, -41.0, -41.0]])
+    assert peaked["spread"] == pytest.approx(1 / 3, rel=1e-6) and peaked["kl_to_teacher"] == pytest.approx(0.0, abs=1e-9)
+    # prompts with one definition carry no spread and are left out; none left: a clear error
+    assert measures.sense_spread([[-3.0], half], [[-2.0], half])["prompts"] == 1
+    with pytest.raises(KDLabError, match="two or more definitions"):
+        measures.sense_spread([[-3.0]], [[-2.0]])
+
+
+def test_sequence_logprobs_sum_the_targets_after_the_prompt(lm_ctx):
+    tok = lm_ctx.tokenizer
+    seqs = [lm_ctx.heldout[i]["input_ids"] for i in range(5)]
+    starts = [2] * len(seqs)
+    got = measures.sequence_logprobs(lm_ctx.teacher, seqs, starts, lm_ctx.rows, tok.pad_token_id, batch_size=2)
+    count = sum(len(s) - 2 for s in seqs)
+    mean_nll = evaluation.teacher_nll(lm_ctx.teacher, seqs, 2, lm_ctx.rows, tok.pad_token_id)
+    assert -sum(got) / count == pytest.approx(mean_nll, rel=1e-5)  # the same tokens, summed instead of averaged
+    alone = measures.sequence_logprobs(lm_ctx.teacher, seqs[:1], [2], lm_ctx.rows, tok.pad_token_id)
+    assert alone[0] == pytest.approx(got[0], rel=1e-5)  # padding in a batch changes nothing
+
+
 def test_the_exposure_curve_averages_to_the_teachers_nll_of_the_same_tokens(lm_ctx):
     tok = lm_ctx.tokenizer
     prompts = [lm_ctx.heldout[i]["input_ids"][:3] for i in range(6)]

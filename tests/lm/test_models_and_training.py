@@ -145,3 +145,18 @@ def test_the_measures(lm_ctx):
     nll = evaluation.teacher_nll(lm_ctx.teacher, seqs, 1, lm_ctx.rows, lm_ctx.tokenizer.pad_token_id)
     again = evaluation.perplexity(lm_ctx.teacher, lm_ctx.heldout.select(range(4)), lm_ctx.collator, lm_ctx.rows)
     assert nll == pytest.approx(again["nll"], rel=1e-5)  # from position 1 on, it is the same NLL
+
+
+def test_the_teachers_dropout_is_a_setting_of_its_model_and_of_its_saved_key(lm_ctx):
+    from kdlab.lm import runs
+    from kdlab.lm.config import load_lm_config
+
+    tok = lm_ctx.tokenizer
+    plain = models.teacher_from_config(dataclasses.replace(lm_ctx.cfg, teacher_dropout=0.0), tok)
+    default = models.teacher_from_config(lm_ctx.cfg, tok)
+    rates = {m.p for m in plain.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0} and {m.p for m in default.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+    changed = dataclasses.replace(lm_ctx.cfg, teacher_dropout=0.0)
+    assert runs.teacher_settings(changed) != runs.teacher_settings(lm_ctx.cfg)  # a saved teacher is not reused
+    with pytest.raises(KDLabError, match="teacher_dropout"):
+        load_lm_config("smoke", teacher_dropout=1.0)

@@ -61,6 +61,8 @@ def test_a_wordnet_context_measures_responses(tmp_path):
     record = lm_lab.train_student(ctx, "kd-forward", seed=1)
     metrics = record["metrics"]
     assert 0 <= metrics["rouge_l"] <= 1 and 0 <= metrics["sense_coverage"] <= 1
+    assert 0 < metrics["sense_spread"] <= 1 and metrics["sense_kl"] >= 0
+    assert lm_lab.teacher_metrics(ctx)["sense_kl"] == pytest.approx(0.0, abs=1e-9)  # the teacher against itself
     assert len(metrics["exposure"]) == 4 and metrics["prompts"][0] in ctx.prompts
     assert "random-1x16" in str(runs.student_dir(cfg, "kd-forward", 1))
     # sequence-level KD and the samples continue each entry's own prompt ("bank (n):"), not its first token

@@ -21,6 +21,7 @@ def test_the_wordnet_experiment_runs_every_student_regime_and_measure(tmp_path, 
     assert runs["random-1x64|step0|0"]["steps"] == 0 and runs["random-1x64|ce|0"]["steps"] == 4
     for r in runs.values():
         assert 0 <= r["rouge_l"] <= 1 and 0 <= r["sense_coverage"] <= 1 and 0 <= r["sense_precision"] <= 1
+        assert 0 < r["sense_spread"] <= 1 and r["sense_kl"] >= 0
         assert len(r["exposure"]) == 6 and r["heldout_ppl"] > 1
     # the untrained random student is worse than the trained one, and the cut student starts next to the teacher
     assert runs["random-1x64|ce|0"]["heldout_ppl"] < runs["random-1x64|step0|0"]["heldout_ppl"]
