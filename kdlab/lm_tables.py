@@ -101,8 +101,10 @@ def settings_table(cfg: LMConfig):
         "profile": cfg.profile,
         "teacher": cfg.teacher if cfg.teacher != "train" else
         f"trained here: {cfg.teacher_layers} blocks × {cfg.teacher_width}, {cfg.teacher_heads} heads, "
-        f"{cfg.teacher_epochs:g} epochs",
-        "text": {"sst2": "SST-2's whole training sentences (held out: its dev sentences)",
+        f"{cfg.teacher_epochs:g} epochs, batch {cfg.teacher_batch_size or cfg.batch_size}, lr "
+        f"{cfg.teacher_learning_rate:g}, dropout {cfg.teacher_dropout:g}",
+        "text": {"wordnet": "WordNet 3.0's definitions as prompt → definition pairs (held out: 5% of the lemmas)",
+                 "sst2": "SST-2's whole training sentences (held out: its dev sentences)",
                  "wikitext": "WikiText-103 (held out: its test split)",
                  "synthetic": "synthetic sentences (smoke)"}[cfg.corpus],
         "tokenizer": "the teacher's" if cfg.tokenizer == "teacher" else f"byte-level BPE, {cfg.vocab_size} tokens, trained here",

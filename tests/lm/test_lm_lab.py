@@ -77,3 +77,15 @@ def test_a_student_from_nothing_its_step_zero_row_and_its_own_run_key(lm_ctx):
     cut = lm_lab.train_student(lm_ctx, "ce", seed=5)
     assert not cut["reused"]  # the cut student with otherwise equal settings is another run
     assert lm_lab.step0_metrics(lm_ctx, seed=5)["perplexity"] < start["perplexity"]  # the cut one starts near the teacher
+
+
+def test_the_settings_table_names_every_profiles_text():
+    """07's first table for every profile (07's `cpu` run once stopped there: its corpus had no row)."""
+    from kdlab import lm_tables
+    from kdlab.lm.config import LM_PROFILES, load_lm_config
+
+    for name in LM_PROFILES:
+        table = lm_tables.settings_table(load_lm_config(name))
+        assert table.loc["profile", "value"] == name and table.loc["text", "value"]
+    cpu = lm_tables.settings_table(load_lm_config("cpu")).loc["teacher", "value"]
+    assert "batch 32, lr 0.001, dropout 0" in cpu
