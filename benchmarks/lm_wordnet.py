@@ -13,11 +13,14 @@ and regime settings replaced, saved and reused by its settings' key, measured by
 - Regimes: a regime of ``kdlab.lm.config.REGIMES``, ``step0`` (untrained), and settings after ``@``:
   ``kd-forward@temperature=2``, ``onpolicy@lmbda=0.5``, ``kd-forward@ce_weight=0.5``.
 - Measured per student: held-out perplexity on the held-out lemmas' definitions (per-example NLL kept for paired
-  bootstraps), ROUGE-L of greedy responses, sense coverage / precision, the exposure curve (module
+  bootstraps), ROUGE-L of greedy responses, sense coverage / precision (sampled), sense spread and sense KL to the
+  teacher (by likelihood), the exposure curve (module
   ``kdlab.lm.responses``), on the profile's ``response_prompts`` prompts of the students' own lemmas.
 
     python benchmarks/lm_wordnet.py --seeds 3 --json runs/lm_wordnet.json      # 2 cores: see BENCHMARKS.md
     python benchmarks/lm_wordnet.py --tables runs/lm_wordnet.json              # the tables of a saved run
+    python benchmarks/lm_wordnet.py --shard 0/2 --json a.json & python benchmarks/lm_wordnet.py --shard 1/2 \
+        --json b.json; python benchmarks/lm_wordnet.py --merge a.json b.json --json all.json   # two cores
     python benchmarks/lm_wordnet.py --smoke                                    # seconds, for the test
 """
 
@@ -92,6 +95,8 @@ def run(args) -> dict:
         for extra in filter(None, args.extra.split(";")):  # e.g. "random-2x128:onpolicy@lmbda=0.5"
             name, variant = extra.split(":", 1)
             plan.append((name, variant, seed))
+    part, parts = (int(x) for x in args.shard.split("/"))
+    plan = plan[part::parts]  # --shard 0/2 and 1/2: two processes, one core each, every other run
     for name, variant, seed in plan:
         key = f"{name}|{variant}|{seed}"
         if key in results:
@@ -128,7 +133,14 @@ def group_rows(result: dict) -> list[dict]:
     for r in result["runs"].values():
         groups.setdefault((r["student"], r["regime"]), []).append(r)
     rows = []
-    for (student, regime), group in groups.items():
+    regimes = ["step0", "ce", "kd-forward", "kd-reverse", *(b for a, b in PAIRS), *(a for a, b in PAIRS)]
+    order = {r: i for i, r in reversed(list(enumerate(regimes)))}  # each regime at its first place
+
+    def place(key):  # students as STUDENTS lists them, regimes as a run plans them (merged runs come unordered)
+        student, regime = key
+        return (list(STUDENTS).index(student) if student in STUDENTS else len(STUDENTS), order.get(regime, 99), regime)
+
+    for (student, regime), group in sorted(groups.items(), key=lambda item: place(item[0])):
         row = {"student": student, "regime": regime, "seeds": len(group), "parameters": group[0]["parameters"]}
         for key in ("heldout_ppl", *RESPONSE):
             if all(key in r for r in group):
@@ -177,7 +189,8 @@ def pair_rows(result: dict) -> list[dict]:
     sense precision and the exposure slope."""
     runs, counts = result["runs"], result["summary"]["heldout_counts"]
     out = []
-    for student in dict.fromkeys(r["student"] for r in runs.values()):
+    found = dict.fromkeys(r["student"] for r in runs.values())
+    for student in sorted(found, key=lambda s: list(STUDENTS).index(s) if s in STUDENTS else len(STUDENTS)):
         for a, b in PAIRS:
             seeds = sorted({r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == a}
                            & {r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == b})
@@ -240,7 +253,15 @@ def main(argv=None) -> dict:
     p.add_argument("--smoke", action="store_true", help="a tiny run in seconds (tests)")
     p.add_argument("--tables", default=None, help="print the markdown tables of a saved --json and stop")
     p.add_argument("--reference", default=None, help="with --tables: also write 07's reference summary here")
+    p.add_argument("--shard", default="0/1", help="k/n: run every n-th run from the k-th (n processes, then --merge)")
+    p.add_argument("--merge", nargs="+", default=None, help="merge these saved --json runs into --json and stop")
     args = p.parse_args(argv)
+    if args.merge:
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        merged = {"summary": saved[0]["summary"], "args": {**saved[0]["args"], "seeds": args.seeds},
+                  "runs": {k: v for s in saved for k, v in s["runs"].items()}}
+        atomic_write_json(Path(args.json), merged)
+        return merged
     if args.tables:
         saved = json.loads(Path(args.tables).read_text())
         print(tables(saved))

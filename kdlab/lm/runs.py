@@ -44,6 +44,8 @@ METRIC_FIELDS = ("eval_texts", "num_samples", "prompt_tokens", "max_new_tokens",
 
 def teacher_settings(cfg: LMConfig) -> dict:
     keys = TEACHER_FIELDS if cfg.teacher == "train" else ("teacher", "corpus", "data", "tokenizer", "context")
+    if cfg.corpus != "sst2":  # `data` (KDLAB_DATA_DIR, 01–04's SST-2 folder) is read only by the sst2 corpus
+        keys = tuple(k for k in keys if k != "data")
     return {"code": CODE_VERSION, **{k: getattr(cfg, k) for k in keys}}
 
 

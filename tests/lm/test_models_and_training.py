@@ -160,3 +160,14 @@ def test_the_teachers_dropout_is_a_setting_of_its_model_and_of_its_saved_key(lm_
     assert runs.teacher_settings(changed) != runs.teacher_settings(lm_ctx.cfg)  # a saved teacher is not reused
     with pytest.raises(KDLabError, match="teacher_dropout"):
         load_lm_config("smoke", teacher_dropout=1.0)
+
+
+def test_the_sst2_folder_is_part_of_a_teachers_key_only_when_its_text_is_sst2():
+    """01–04 set KDLAB_DATA_DIR; 07's WordNet teacher must not be retrained because of it."""
+    from kdlab.lm import runs
+    from kdlab.lm.config import load_lm_config
+
+    wordnet = [runs.teacher_settings(load_lm_config("cpu", data=d)) for d in ("hub", "/somewhere/sst2")]
+    assert wordnet[0] == wordnet[1] and "data" not in wordnet[0]
+    sst2 = [runs.teacher_settings(load_lm_config("cpu", corpus="sst2", data=d)) for d in ("hub", "/somewhere/sst2")]
+    assert sst2[0] != sst2[1]

@@ -36,3 +36,29 @@ def test_the_wordnet_experiment_runs_every_student_regime_and_measure(tmp_path, 
     script.main(["--tables", str(tmp_path / "r.json"), "--reference", str(tmp_path / "ref.json")])
     ref = json.loads((tmp_path / "ref.json").read_text())
     assert {r["regime"] for r in ref["rows"]} >= {"step0", "ce", "kd-forward"} and ref["pairs"][0]["a"] == "kd-forward"
+
+
+def test_the_teacher_recipe_probe_trains_and_measures_one_setting(tmp_path):
+    """benchmarks/lm_teacher_recipe.py (the probes behind the `cpu` teacher's recipe) on a tiny teacher."""
+    path = SCRIPT.parent / "lm_teacher_recipe.py"
+    spec = importlib.util.spec_from_file_location("lm_teacher_recipe", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = script.main(["--smoke", "--steps", "3", "--batch", "8", "--dropout", "0.1", "--work", str(tmp_path),
+                       "--json", str(tmp_path / "p.json")])
+    assert out["steps"] == 3 and out["dropout"] == 0.1 and out["heldout_ppl"] > 1 and out["train_1000_ppl"] > 1
+    assert json.loads((tmp_path / "p.json").read_text())["batch"] == 8
+
+
+def test_runs_of_separate_seeds_merge_into_one(tmp_path):
+    spec = importlib.util.spec_from_file_location("lm_wordnet", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    summary = {"teacher": {}, "ngrams": {}, "heldout_counts": [1]}
+    for name, seed in (("a", 0), ("b", 1)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"summary": summary, "args": {"seeds": 1},
+                                                           "runs": {f"cut-2|ce|{seed}": {"seed": seed}}}))
+    merged = script.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--seeds", "2",
+                          "--json", str(tmp_path / "all.json")])
+    assert set(merged["runs"]) == {"cut-2|ce|0", "cut-2|ce|1"} and merged["args"]["seeds"] == 2
+    assert json.loads((tmp_path / "all.json").read_text())["runs"] == merged["runs"]
