@@ -275,19 +275,19 @@ def predictions_table(reference: dict | None = None):
                 return "failed" if want_positive else "held"
             return "not shown"
 
-        add("reverse KL writes more precise responses (sense precision, reverse − forward > 0)",
-            f"{statistics.fmean(p['d_sense_precision']):+.3f} ({_signs(p['d_sense_precision'])})",
-            direction(p["d_sense_precision"], True), p["seeds"])
-        add("forward KL covers more senses (sense coverage, reverse − forward < 0)",
-            f"{statistics.fmean(p['d_sense_coverage']):+.3f} ({_signs(p['d_sense_coverage'])})",
-            direction(p["d_sense_coverage"], False), p["seeds"])
-        if "d_sense_spread" in p:
-            add("reverse KL puts its mass on fewer senses (sense spread by likelihood, reverse − forward < 0)",
-                f"{statistics.fmean(p['d_sense_spread']):+.3f} ({_signs(p['d_sense_spread'])})",
-                direction(p["d_sense_spread"], False), p["seeds"])
-            add("forward KL's mix of senses is nearer the teacher's (sense KL to the teacher, reverse − forward > 0)",
-                f"{statistics.fmean(p['d_sense_kl']):+.3f} nats ({_signs(p['d_sense_kl'])})",
-                direction(p["d_sense_kl"], True), p["seeds"])
+        senses = (  # (measure, prediction, whether reverse − forward should be > 0, unit)
+            ("sense_precision", "reverse KL writes more precise responses (sense precision, reverse − forward > 0)",
+             True, ""),
+            ("sense_coverage", "forward KL covers more senses (sense coverage, reverse − forward < 0)", False, ""),
+            ("sense_spread", "reverse KL puts its mass on fewer senses (sense spread by likelihood, reverse − forward "
+             "< 0)", False, ""),
+            ("sense_kl", "forward KL's mix of senses is nearer the teacher's (sense KL to the teacher, reverse − "
+             "forward > 0)", True, " nats"))
+        for key, prediction, positive, unit in senses:
+            values = p.get("d_" + key)
+            if values is not None:  # the likelihood measures are absent from references made before them
+                add(prediction, f"{statistics.fmean(values):+.3f}{unit} ({_signs(values)})",
+                    direction(values, positive), p["seeds"])
     p = _pair(ref, "random-2x128", "onpolicy@lmbda=1", "onpolicy@lmbda=0")
     if p:
         mean = statistics.fmean(p["d_slope"])
