@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from kdlab.errors import KDLabError
 from kdlab.lm import losses
 
 
@@ -73,31 +74,38 @@ def paired_nll_bootstrap(a, b, counts, n_boot: int = 4000, seed: int = 0) -> dic
 
 
 @torch.inference_mode()
-def teacher_nll(teacher, sequences: list[list[int]], prompt_len: int | list[int], rows: int, pad_id: int,
-                batch_size: int = 64) -> float:
-    """The teacher's mean −log p per generated token (positions ≥ ``prompt_len``, the end-of-text included) of
-    ``sequences`` (prompt + continuation ids); ``prompt_len``: one for all, or one per sequence."""
-    lengths = [prompt_len] * len(sequences) if isinstance(prompt_len, int) else list(prompt_len)
-    device = next(teacher.parameters()).device
-    teacher = teacher.eval()
-    total, count = 0.0, 0
+def sequence_logprobs(model, sequences: list[list[int]], starts: list[int], rows: int, pad_id: int,
+                      batch_size: int = 64) -> list[float]:
+    """Σ log p of each sequence's tokens from position ``starts[i]`` on (the prompt given): one float per sequence."""
+    if len(sequences) != len(starts):
+        raise KDLabError(f"{len(sequences)} sequences for {len(starts)} starts.")
+    device = next(model.parameters()).device
+    model = model.eval()
+    out = []
     for start in range(0, len(sequences), batch_size):
         chunk = sequences[start: start + batch_size]
         width = max(len(s) for s in chunk)
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        targets_mask = torch.zeros_like(ids, dtype=torch.bool)
+        keep = torch.zeros((len(chunk), width), dtype=torch.bool)
         for row, seq in enumerate(chunk):
             ids[row, : len(seq)] = torch.as_tensor(seq)
             mask[row, : len(seq)] = 1
-            targets_mask[row, lengths[start + row]: len(seq)] = True
-        logits = teacher(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :rows]
-        targets = ids[:, 1:].to(device)
-        keep = targets_mask[:, 1:].to(device)
-        nll = -losses.log_probs(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        total += float((nll * keep).sum())
-        count += int(keep.sum())
-    return total / max(1, count)
+            keep[row, starts[start + row]: len(seq)] = True
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :rows]
+        lp = losses.log_probs(logits).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
+        out += [float((lp[row] * keep[row, 1:]).sum()) for row in range(len(chunk))]
+    return out
+
+
+def teacher_nll(teacher, sequences: list[list[int]], prompt_len: int | list[int], rows: int, pad_id: int,
+                batch_size: int = 64) -> float:
+    """The teacher's mean −log p per generated token (positions ≥ ``prompt_len``, the end-of-text included) of
+    ``sequences`` (prompt + continuation ids); ``prompt_len``: one for all, or one per sequence."""
+    lengths = [prompt_len] * len(sequences) if isinstance(prompt_len, int) else list(prompt_len)
+    total = sum(sequence_logprobs(teacher, sequences, lengths, rows, pad_id, batch_size))
+    count = sum(max(0, len(s) - max(1, p)) for s, p in zip(sequences, lengths))
+    return -total / max(1, count)
 
 
 def distinct_n(continuations: list[list[int]], n: int) -> float:

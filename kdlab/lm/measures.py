@@ -13,7 +13,7 @@
   subsequence with (ROUGE-L F ≥ ``threshold``, else to none). Coverage: distinct senses hit / senses, averaged
   over prompts (how many modes a model produces); precision: samples that match some sense / samples (how often
   it writes a real definition). Forward KL should cover more, reverse KL should be more precise.
-- **Sense spread and sense KL** (``sense_logprobs``, ``sense_spread``): the same senses scored by likelihood, with
+- **Sense spread and sense KL** (``sense_spread``, from ``evaluation.sequence_logprobs`` of each definition): the same senses scored by likelihood, with
   no sampling and no threshold. For a prompt x with K known definitions d_1 … d_K, the model's distribution over its
   senses is q(k) = p(d_k | x) / Σ_j p(d_j | x) (each definition's summed log-probability, its end-of-text
   included). Sense spread: exp(H(q)) / K, the effective number of senses as a share of the senses (1/K: one sense
@@ -146,34 +146,9 @@ def exposure_curve(teacher, sequences: list[list[int]], prompt_lengths: list[int
             for k in range(positions)]
 
 
-@torch.inference_mode()
-def sequence_logprobs(model, sequences: list[list[int]], starts: list[int], rows: int, pad_id: int,
-                      batch_size: int = 64) -> list[float]:
-    """Σ log p of each sequence's tokens from position ``starts[i]`` on (the prompt given): one float per sequence."""
-    if len(sequences) != len(starts):
-        raise KDLabError(f"{len(sequences)} sequences for {len(starts)} starts.")
-    device = next(model.parameters()).device
-    model = model.eval()
-    out = []
-    for start in range(0, len(sequences), batch_size):
-        chunk = sequences[start: start + batch_size]
-        width = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        keep = torch.zeros((len(chunk), width), dtype=torch.bool)
-        for row, seq in enumerate(chunk):
-            ids[row, : len(seq)] = torch.as_tensor(seq)
-            mask[row, : len(seq)] = 1
-            keep[row, starts[start + row]: len(seq)] = True
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1, :rows]
-        lp = losses.log_probs(logits).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
-        out += [float((lp[row] * keep[row, 1:]).sum()) for row in range(len(chunk))]
-    return out
-
-
 def sense_spread(model_logprobs: list[list[float]], teacher_logprobs: list[list[float]]) -> dict:
-    """``{"spread", "kl_to_teacher", "prompts"}`` from per-prompt lists of log p(d_k | x) (``sequence_logprobs``
-    of each prompt's definitions), the model's and the teacher's; prompts with one definition are left out (module
+    """``{"spread", "kl_to_teacher", "prompts"}`` from per-prompt lists of log p(d_k | x)
+    (``evaluation.sequence_logprobs`` of each prompt's definitions), the model's and the teacher's; prompts with one definition are left out (module
     docstring: spread = exp(H(q)) / K, KL(p_T ‖ q))."""
     if len(model_logprobs) != len(teacher_logprobs):
         raise KDLabError(f"{len(model_logprobs)} prompts for {len(teacher_logprobs)} teacher prompts.")

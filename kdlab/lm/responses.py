@@ -15,7 +15,7 @@ For ``P`` prompts with known senses (the definitions a lemma has):
 from __future__ import annotations
 
 from kdlab.errors import KDLabError
-from kdlab.lm import corpus, generation, measures
+from kdlab.lm import corpus, evaluation, generation, measures
 
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
@@ -26,8 +26,8 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
 def response_scores(model, teacher, tokenizer, prompts: list[str], senses: dict[str, list[str]], rows: int, *,
                     samples: int, max_new_tokens: int, seed: int, context: int, examples: int = 4) -> dict:
     """``{"rouge_l", "sense_coverage", "sense_precision", "sense_spread", "sense_kl", "exposure": [K floats],
-    "exposure_n": [K ints], "examples": [(prompt, greedy response), …]}`` of ``model`` (module docstring); ``seed`` fixes the samples;
-    ``context``: the models' positions (a definition is cut there, as the training examples are)."""
+    "exposure_n": [K ints], "examples": [(prompt, greedy response), …]}`` of ``model`` (module docstring); ``seed``
+    fixes the samples; ``context``: the models' positions (a definition is cut there, as the training examples are)."""
     if not prompts:
         raise KDLabError("response_scores needs at least one prompt with known senses.")
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -65,7 +65,7 @@ def definition_logprobs(models: list, tokenizer, prompts: list[str], senses: dic
         owner += [i] * len(rows_ids)
     out = []
     for model in models:
-        flat = measures.sequence_logprobs(model, sequences, starts, rows, tokenizer.pad_token_id)
+        flat = evaluation.sequence_logprobs(model, sequences, starts, rows, tokenizer.pad_token_id)
         per_prompt: list[list[float]] = [[] for _ in prompts]
         for i, value in zip(owner, flat):
             per_prompt[i].append(value)

@@ -57,14 +57,16 @@ def test_sense_spread_by_hand():
 
 def test_sequence_logprobs_sum_the_targets_after_the_prompt(lm_ctx):
     tok = lm_ctx.tokenizer
-    seqs = [lm_ctx.heldout[i]["input_ids"] for i in range(5)]
-    starts = [2] * len(seqs)
-    got = measures.sequence_logprobs(lm_ctx.teacher, seqs, starts, lm_ctx.rows, tok.pad_token_id, batch_size=2)
-    count = sum(len(s) - 2 for s in seqs)
-    mean_nll = evaluation.teacher_nll(lm_ctx.teacher, seqs, 2, lm_ctx.rows, tok.pad_token_id)
-    assert -sum(got) / count == pytest.approx(mean_nll, rel=1e-5)  # the same tokens, summed instead of averaged
-    alone = measures.sequence_logprobs(lm_ctx.teacher, seqs[:1], [2], lm_ctx.rows, tok.pad_token_id)
-    assert alone[0] == pytest.approx(got[0], rel=1e-5)  # padding in a batch changes nothing
+    rows = lm_ctx.heldout.select(range(5))
+    seqs = [r["input_ids"] for r in rows]
+    got = evaluation.sequence_logprobs(lm_ctx.teacher, seqs, [1] * len(seqs), lm_ctx.rows, tok.pad_token_id,
+                                       batch_size=2)
+    sums, _ = evaluation.per_example_nll(lm_ctx.teacher, rows, lm_ctx.collator, lm_ctx.rows)
+    assert [-g for g in got] == pytest.approx(sums, rel=1e-5)  # every target after the first token, per sequence
+    later = evaluation.sequence_logprobs(lm_ctx.teacher, seqs[:1], [3], lm_ctx.rows, tok.pad_token_id)
+    assert later[0] > got[0]  # fewer targets: a larger (less negative) sum
+    assert evaluation.teacher_nll(lm_ctx.teacher, seqs, 1, lm_ctx.rows, tok.pad_token_id) == pytest.approx(
+        sum(sums) / sum(len(s) - 1 for s in seqs), rel=1e-5)
 
 
 def test_the_exposure_curve_averages_to_the_teachers_nll_of_the_same_tokens(lm_ctx):
