@@ -299,13 +299,17 @@ def lm_answers(run_dir: str | Path) -> dict[str, str]:
         spread = all(not math.isnan(mean(main, r, "sense_spread")) for r in regimes)
         rows = [f"`{r}` sense precision {mean(main, r, 'sense_precision'):.3f}, coverage "
                 f"{mean(main, r, 'sense_coverage'):.3f}"
-                + (f", spread {mean(main, r, 'sense_spread'):.3f}" if spread else "")
+                + (f", spread {mean(main, r, 'sense_spread'):.3f}, sense KL to the teacher "
+                   f"{mean(main, r, 'sense_kl'):.3f}" if spread else "")
                 + f", ROUGE-L {mean(main, r, 'rouge_l'):.3f}" for r in regimes]
         if spread:  # by likelihood: reads for every model (kdlab.lm.measures), the sampled measures often ~0
             narrow = min(regimes, key=lambda r: mean(main, r, "sense_spread"))
             wide = max(regimes, key=lambda r: mean(main, r, "sense_spread"))
             held = narrow != "kd-forward" and wide == "kd-forward"
-            found = f"Narrowest sense spread: `{narrow}`; widest: `{wide}`."
+            nearest = min(regimes, key=lambda r: mean(main, r, "sense_kl"))
+            found = (f"Narrowest sense spread: `{narrow}`; widest: `{wide}`. Sense mix nearest the teacher's: "
+                     f"`{nearest}` (mean-seeking forward KL should be; "
+                     f"{'it is' if nearest == 'kd-forward' else 'it is not'} here).")
         else:
             best_p = max(regimes, key=lambda r: mean(main, r, "sense_precision"))
             best_c = max(regimes, key=lambda r: mean(main, r, "sense_coverage"))

@@ -93,14 +93,15 @@ def test_the_lm_reflections_are_answered_from_the_lm_runs(tmp_path):
     assert "onpolicy" not in found["R7.2"]
     # with the sense spread (by likelihood) the verdict is read from it: reverse KL narrower, forward KL wider
     for seed in (0, 1):
-        for regime, spread in (("kd-forward", 0.8), ("kd-reverse", 0.5)):
+        for regime, spread, kl in (("kd-forward", 0.8, 0.2), ("kd-reverse", 0.5, 0.9)):
             path = tmp_path / "lm" / "students" / "random-2x128" / regime / f"seed-{seed}-abcdef12" / "kdlab.json"
             record = json.loads(path.read_text())
-            record["metrics"]["sense_spread"] = spread
+            record["metrics"].update(sense_spread=spread, sense_kl=kl)
             path.write_text(json.dumps(record))
     spread = kit.lm_answers(tmp_path)["R7.2"]
     assert "Narrowest sense spread: `kd-reverse`; widest: `kd-forward`" in spread and " holds in" in spread
-    assert "`kd-forward` sense precision 0.300, coverage 0.400, spread 0.800" in spread
+    assert "`kd-forward` sense precision 0.300, coverage 0.400, spread 0.800, sense KL to the teacher 0.200" in spread
+    assert "Sense mix nearest the teacher's: `kd-forward`" in spread and "it is here" in spread
     nb = nbformat.read(ROOT / "advanced" / "07-LLM-Distillation.ipynb", as_version=4)
     assert set(reflections(nb)) == set(found)
 
