@@ -127,6 +127,11 @@ def _slope(exposure: list[float]) -> float:
     return (statistics.fmean(late) if late else math.nan) - statistics.fmean(exposure[:4])
 
 
+def _student_place(student: str) -> int:
+    """A student's place in the tables: as ``STUDENTS`` lists them, any other after."""
+    return list(STUDENTS).index(student) if student in STUDENTS else len(STUDENTS)
+
+
 def group_rows(result: dict) -> list[dict]:
     """Per student × regime: seeds, parameters, and mean and sd over seeds of every measure."""
     groups: dict[tuple, list] = {}
@@ -138,7 +143,7 @@ def group_rows(result: dict) -> list[dict]:
 
     def place(key):  # students as STUDENTS lists them, regimes as a run plans them (merged runs come unordered)
         student, regime = key
-        return (list(STUDENTS).index(student) if student in STUDENTS else len(STUDENTS), order.get(regime, 99), regime)
+        return (_student_place(student), order.get(regime, 99), regime)
 
     for (student, regime), group in sorted(groups.items(), key=lambda item: place(item[0])):
         row = {"student": student, "regime": regime, "seeds": len(group), "parameters": group[0]["parameters"]}
@@ -190,7 +195,7 @@ def pair_rows(result: dict) -> list[dict]:
     runs, counts = result["runs"], result["summary"]["heldout_counts"]
     out = []
     found = dict.fromkeys(r["student"] for r in runs.values())
-    for student in sorted(found, key=lambda s: list(STUDENTS).index(s) if s in STUDENTS else len(STUDENTS)):
+    for student in sorted(found, key=_student_place):
         for a, b in PAIRS:
             seeds = sorted({r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == a}
                            & {r["seed"] for r in runs.values() if r["student"] == student and r["regime"] == b})

@@ -13,10 +13,10 @@
   subsequence with (ROUGE-L F ≥ ``threshold``, else to none). Coverage: distinct senses hit / senses, averaged
   over prompts (how many modes a model produces); precision: samples that match some sense / samples (how often
   it writes a real definition). Forward KL should cover more, reverse KL should be more precise.
-- **Sense spread and sense KL** (``sense_spread``, from ``evaluation.sequence_logprobs`` of each definition): the same senses scored by likelihood, with
-  no sampling and no threshold. For a prompt x with K known definitions d_1 … d_K, the model's distribution over its
-  senses is q(k) = p(d_k | x) / Σ_j p(d_j | x) (each definition's summed log-probability, its end-of-text
-  included). Sense spread: exp(H(q)) / K, the effective number of senses as a share of the senses (1/K: one sense
+- **Sense spread and sense KL** (``sense_spread``, from ``evaluation.sequence_logprobs`` of each definition): the
+  same senses scored by likelihood, with no sampling and no threshold. For a prompt x with K known definitions
+  d_1 … d_K, the model's distribution over its senses is q(k) = p(d_k | x) / Σ_j p(d_j | x) (each definition's
+  summed log-probability, its end-of-text included). Sense spread: exp(H(q)) / K, the effective number of senses as a share of the senses (1/K: one sense
   takes all the mass; 1: all equally likely); sense KL: KL(p_T ‖ q) over the senses, p_T the teacher's own q (how
   far the student's mix of senses is from its teacher's). Mean over prompts with ≥ 2 definitions. Forward KL
   (mean-seeking) should spread its mass like the teacher; reverse KL (mode-seeking) should put it on fewer senses.
@@ -148,8 +148,8 @@ def exposure_curve(teacher, sequences: list[list[int]], prompt_lengths: list[int
 
 def sense_spread(model_logprobs: list[list[float]], teacher_logprobs: list[list[float]]) -> dict:
     """``{"spread", "kl_to_teacher", "prompts"}`` from per-prompt lists of log p(d_k | x)
-    (``evaluation.sequence_logprobs`` of each prompt's definitions), the model's and the teacher's; prompts with one definition are left out (module
-    docstring: spread = exp(H(q)) / K, KL(p_T ‖ q))."""
+    (``evaluation.sequence_logprobs`` of each prompt's definitions), the model's and the teacher's; prompts with one
+    definition are left out (module docstring: spread = exp(H(q)) / K, KL(p_T ‖ q))."""
     if len(model_logprobs) != len(teacher_logprobs):
         raise KDLabError(f"{len(model_logprobs)} prompts for {len(teacher_logprobs)} teacher prompts.")
     spreads, kls = [], []
