@@ -13,16 +13,16 @@
   subsequence with (ROUGE-L F ≥ ``threshold``, else to none). Coverage: distinct senses hit / senses, averaged
   over prompts (how many modes a model produces); precision: samples that match some sense / samples (how often
   it writes a real definition). Forward KL should cover more, reverse KL should be more precise.
-- **Sense spread and sense KL** (``sense_spread``, from ``evaluation.sequence_logprobs`` of each definition): the
-  same senses scored by likelihood, with no sampling and no threshold. For a prompt x with K known definitions
-  d_1 … d_K, the model's distribution over its senses is q(k) = p(d_k | x) / Σ_j p(d_j | x) (each definition's
-  summed log-probability, its end-of-text included). Sense spread: exp(H(q)) / K, the effective number of senses as a share of the senses (1/K: one sense
-  takes all the mass; 1: all equally likely); sense KL: KL(p_T ‖ q) over the senses, p_T the teacher's own q (how
-  far the student's mix of senses is from its teacher's). Mean over prompts with ≥ 2 definitions. Forward KL
-  (mean-seeking) should spread its mass like the teacher; reverse KL (mode-seeking) should put it on fewer senses.
-  Why beside the sampled measures: a model of perplexity > 40 rarely writes a 16-token sample within ROUGE-L 0.5 of
-  a definition (the 4 × 256 teacher's precision was 0.005 in the first 3-seed run), so the sampled measures read
-  ~0 for every model; a likelihood reads for all.
+- **Sense spread and sense KL** (``sense_spread``, from ``evaluation.sequence_logprobs`` of each definition): the same
+  senses scored by likelihood, with no sampling and no threshold. For a prompt x with K known definitions d_1 … d_K,
+  the model's distribution over its senses is q(k) = p(d_k | x) / Σ_j p(d_j | x) (each definition's summed
+  log-probability, its end-of-text included). Sense spread: exp(H(q)) / K, the effective number of senses as a share
+  of the senses (1/K: one sense takes all the mass; 1: all equally likely); sense KL: KL(p_T ‖ q) over the senses, p_T
+  the teacher's own q (how far the student's mix of senses is from its teacher's). Mean over prompts with ≥ 2
+  definitions. Forward KL (mean-seeking) should spread its mass like the teacher; reverse KL (mode-seeking) should put
+  it on fewer senses. Why beside the sampled measures: a model of perplexity > 40 rarely writes a 16-token sample
+  within ROUGE-L 0.5 of a definition (the 4 × 256 teacher's precision was 0.005 in the first 3-seed run), so the
+  sampled measures read ~0 for every model; a likelihood reads for all.
 - **Exposure-bias curve** (``exposure_curve``): the teacher's mean −log p of a model's own continuation at each
   generated position 1, 2, … A student trained only on the data's prefixes meets its own mistakes at generation
   time; if that compounds, the curve rises with the position. On-policy training (λ > 0) should flatten it.
